@@ -1,0 +1,306 @@
+"""The command line: parse options and dispatch. The work happens elsewhere."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+from typer.core import TyperGroup
+
+from lipgan import __version__
+from lipgan.errors import LipganError
+
+
+class OneLineErrors(TyperGroup):
+    """Every error the user can cause ends as one line on stderr and an exit code."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        err = Console(stderr=True, highlight=False, soft_wrap=True)
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except typer.Exit as exc:
+            code = exc.exit_code
+        except typer.Abort:
+            err.print("error: aborted", markup=False)
+            code = 130
+        except typer.TyperException as exc:  # usage errors: bad option, bad value
+            if type(exc).__name__ == "NoArgsIsHelpError":
+                Console().print(exc.format_message(), markup=False, highlight=False)
+                sys.exit(2)
+            ctx = getattr(exc, "ctx", None)
+            where = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+            err.print(f"error: {exc.format_message()}{where}", markup=False)
+            code = getattr(exc, "exit_code", 2)
+        except LipganError as exc:
+            err.print(f"error: {exc}", markup=False)
+            code = exc.exit_code
+        if code:
+            sys.exit(code)
+        return code
+
+
+app = typer.Typer(
+    cls=OneLineErrors,
+    help="Train Wasserstein GANs with pluggable Lipschitz strategies and compare them.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"lipgan {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    """Train Wasserstein GANs with pluggable Lipschitz strategies and compare them."""
+
+
+# --- shared option types ---------------------------------------------------------------
+
+Constraint = Annotated[
+    str | None,
+    typer.Option("--constraint", "-c", help="Strategy, or several joined by '+' [default: gp]."),
+]
+Data = Annotated[
+    str | None,
+    typer.Option("--data", "-d", help="Data set: see `lipgan data` [default: 8gaussians]."),
+]
+Iters = Annotated[int | None, typer.Option(help="Generator iterations [default: 1000].")]
+Seed = Annotated[int | None, typer.Option(help="Random seed [default: 0].")]
+
+
+def _floats(text: str | None, option: str, count: int | None = None) -> list[float] | None:
+    if text is None:
+        return None
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not a comma-separated list of numbers") from None
+    if count is not None and len(values) != count:
+        raise typer.BadParameter(f"expected {count} numbers separated by a comma, got {text!r}")
+    return values
+
+
+def _options(pairs: list[str] | None) -> dict[str, float] | None:
+    if not pairs:
+        return None
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        try:
+            out[key.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or "." not in key:
+            raise typer.BadParameter(f"{pair!r} is not STRATEGY.PARAM=NUMBER, e.g. gp.weight=1")
+    return out
+
+
+@contextmanager
+def _stop_on_signals():
+    """Ctrl-C / SIGTERM ask the loop to stop after the current iteration."""
+    received: list[int] = []
+
+    def handler(signum, frame):
+        if received:  # a second Ctrl-C stops at once
+            raise KeyboardInterrupt
+        received.append(signum)
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield lambda: received[0] if received else None
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+@app.command()
+def train(
+    constraint: Constraint = None,
+    data: Data = None,
+    iters: Iters = None,
+    seed: Seed = None,
+    n_critic: Annotated[
+        int | None, typer.Option(help="Critic steps per generator step [default: 5].")
+    ] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Batch size [default: 256].")] = None,
+    lr: Annotated[
+        float | None, typer.Option(help="Learning rate [default: the strategy's].")
+    ] = None,
+    generator_lr: Annotated[
+        float | None, typer.Option(help="Generator learning rate, for TTUR [default: --lr].")
+    ] = None,
+    betas: Annotated[
+        str | None, typer.Option(help="Adam betas as B1,B2 [default: the strategy's].")
+    ] = None,
+    optimizer: Annotated[
+        str | None, typer.Option(help="adam or rmsprop [default: the strategy's].")
+    ] = None,
+    penalty_weight: Annotated[
+        float | None,
+        typer.Option("--lambda", help="Penalty weight lambda [default: the strategy's]."),
+    ] = None,
+    clip_value: Annotated[
+        float | None, typer.Option("--clip", help="Clipping bound c [default: 0.01].")
+    ] = None,
+    option: Annotated[
+        list[str] | None,
+        typer.Option("--option", "-o", help="Strategy setting STRATEGY.PARAM=VALUE, repeatable."),
+    ] = None,
+    schedule: Annotated[
+        str | None, typer.Option(help="alternating or one-step [default: alternating].")
+    ] = None,
+    generator_weight: Annotated[
+        float | None, typer.Option(help="One-step: weight of the generator loss [default: 1].")
+    ] = None,
+    penalty_every: Annotated[
+        int | None, typer.Option(help="Penalty every k critic steps, scaled by k [default: 1].")
+    ] = None,
+    architecture: Annotated[
+        str | None, typer.Option(help="auto, mlp, dcgan, resnet or text [default: auto].")
+    ] = None,
+    hidden: Annotated[int | None, typer.Option(help="MLP width / base channels.")] = None,
+    critic_layers: Annotated[int | None, typer.Option(help="MLP critic hidden layers.")] = None,
+    generator_layers: Annotated[
+        int | None, typer.Option(help="MLP generator hidden layers.")
+    ] = None,
+    z_dim: Annotated[int | None, typer.Option(help="Noise dimension.")] = None,
+    critic_norm: Annotated[
+        str | None, typer.Option(help="none, layer or batch (not with a penalty).")
+    ] = None,
+    image_size: Annotated[int | None, typer.Option(help="Resize images to this size.")] = None,
+    channels: Annotated[int | None, typer.Option(help="Image channels: 1 or 3.")] = None,
+    seq_len: Annotated[int | None, typer.Option(help="Text sequence length [32].")] = None,
+    log_every: Annotated[int | None, typer.Option(help="Metrics every k iterations.")] = None,
+    sample_every: Annotated[int | None, typer.Option(help="Samples every k iterations.")] = None,
+    checkpoint_every: Annotated[
+        int | None, typer.Option(help="Numbered checkpoint every k iterations.")
+    ] = None,
+    keep: Annotated[int | None, typer.Option(help="Numbered checkpoints to keep [3].")] = None,
+    eval_samples: Annotated[int | None, typer.Option(help="Samples for metrics [512].")] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu or cuda [auto].")] = None,
+    precision: Annotated[str | None, typer.Option(help="fp32, bf16 or fp16 [fp32].")] = None,
+    compile: Annotated[
+        bool | None, typer.Option("--compile/--no-compile", help="torch.compile where sound.")
+    ] = None,
+    on_nan: Annotated[
+        str | None, typer.Option(help="stop or rollback on a non-finite loss [stop].")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Run folder [runs/<constraint>__<data>__s<seed>__<time>].")
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="TOML config; options given here override it.")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing run folder.")] = False,
+    resume: Annotated[
+        Path | None, typer.Option(help="Continue the run in this folder from its last checkpoint.")
+    ] = None,
+    nproc: Annotated[
+        int, typer.Option(help="Data-parallel processes (launches torchrun) [1].")
+    ] = 1,
+) -> None:
+    """Train a WGAN with one Lipschitz strategy and write a run folder."""
+    from lipgan import runs
+    from lipgan.reporting import train_with_progress
+
+    overrides: dict[str, Any] = dict(
+        constraint=constraint, data=data, iters=iters, seed=seed, n_critic=n_critic,
+        batch_size=batch_size, lr=lr, generator_lr=generator_lr,
+        betas=_floats(betas, "--betas", 2), optimizer=optimizer,
+        penalty_weight=penalty_weight, clip_value=clip_value,
+        constraint_options=_options(option), schedule=schedule,
+        generator_weight=generator_weight, penalty_every=penalty_every,
+        architecture=architecture, hidden=hidden, critic_layers=critic_layers,
+        generator_layers=generator_layers, z_dim=z_dim, critic_norm=critic_norm,
+        image_size=image_size, channels=channels, seq_len=seq_len, log_every=log_every,
+        sample_every=sample_every, checkpoint_every=checkpoint_every, keep=keep,
+        eval_samples=eval_samples, device=device, precision=precision, compile=compile,
+        on_nan=on_nan, out=None if out is None else str(out),
+    )  # fmt: skip
+    if nproc > 1:
+        from lipgan.launch import launch
+
+        raise typer.Exit(launch(nproc, sys.argv[1:]))
+    if nproc < 1:
+        raise typer.BadParameter("--nproc must be >= 1", param_hint="--nproc")
+    if resume is not None:
+        if config is not None or overwrite:
+            raise typer.BadParameter(
+                "--resume cannot be combined with --config or --overwrite", param_hint="--resume"
+            )
+        prepared = runs.prepare_resume(resume, overrides)
+    else:
+        prepared = runs.prepare(runs.build_config(config, overrides), overwrite)
+    with _stop_on_signals() as should_stop:
+        train_with_progress(prepared, should_stop)
+
+
+@app.command()
+def sample(
+    run: Annotated[Path, typer.Argument(help="A run folder written by `lipgan train`.")],
+    n: Annotated[int, typer.Option("--n", help="Number of samples.")] = 512,
+    seed: Annotated[int, typer.Option(help="Seed of the noise; same seed, same samples.")] = 0,
+    out: Annotated[
+        Path, typer.Option(help="Output: .png picture, .npy raw array, .txt for text runs.")
+    ] = Path("samples.png"),
+) -> None:
+    """Draw samples from a trained run (no other flags needed)."""
+    from lipgan import runs
+
+    written = runs.sample(run, n, seed, out)
+    typer.echo(f"wrote {n} samples to {written}")
+
+
+@app.command()
+def constraints() -> None:
+    """List every registered Lipschitz strategy."""
+    from lipgan import constraints as registry
+
+    table = Table(title="Lipschitz strategies (combine with '+', e.g. sn+gp)")
+    for column in ("name", "description", "hyperparameters", "optimiser", "from"):
+        table.add_column(column, overflow="fold")
+    for name in registry.names():
+        info = registry.get(name)
+        params = ", ".join(f"{k}={v:g}" for k, v in info.params.items()) or "-"
+        for family, values in info.family_params.items():
+            params += " (" + ", ".join(f"{k}={v:g}" for k, v in values.items()) + f" on {family})"
+        table.add_row(
+            *(
+                escape(cell)
+                for cell in (name, info.description, params, info.optimizer.describe(), info.source)
+            )
+        )
+    Console(width=max(Console().width, 140)).print(table)
+
+
+@app.command("data")
+def data_kinds() -> None:
+    """List the data sets and file formats `--data` accepts."""
+    from lipgan import data as datasets
+
+    table = Table(title="Data sets for --data")
+    table.add_column("--data")
+    table.add_column("what it is", overflow="fold")
+    for _, usage, help_text in datasets.KINDS.values():
+        table.add_row(usage, help_text)
+    Console(width=max(Console().width, 120)).print(table)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,277 @@
+"""Training configuration: one typed dataclass, loadable from TOML, validated once.
+
+``TrainConfig`` holds what the user asked for; ``None`` in a strategy-dependent
+field (learning rate, betas, penalty weight ...) means "the strategy's default".
+``resolve`` fills those in for the chosen strategy and data, so the config saved
+into a run folder is complete and re-running it reproduces the run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from types import UnionType
+from typing import Any, Union, get_args, get_origin, get_type_hints
+
+import tomli_w
+
+from lipgan.errors import ConfigError
+
+
+@dataclass
+class TrainConfig:
+    # what to train
+    constraint: str = "gp"
+    """Lipschitz strategy name, or several joined with '+' (see `lipgan constraints`)."""
+    data: str = "8gaussians"
+    """Data set: a toy name, 'digits', or KIND:PATH (see `lipgan data`)."""
+    seed: int = 0
+    """Seed for every random draw (data order, noise, interpolation)."""
+
+    # budget and schedule
+    iters: int = 1000
+    """Generator iterations."""
+    n_critic: int | None = None
+    """Critic updates per generator update (default 5; 1 for the one-step schedule)."""
+    batch_size: int = 256
+    """Samples per critic and generator step (global, across all processes)."""
+    schedule: str = "alternating"
+    """'alternating' (n_critic critic steps, then one generator step) or 'one-step'."""
+    generator_weight: float = 1.0
+    """One-step schedule only: weight of the generator part of the single loss."""
+    penalty_every: int = 1
+    """Apply the penalty every k critic steps, scaled by k (lazy regularisation)."""
+
+    # optimisation (None: the strategy's recommended value)
+    optimizer: str | None = None
+    """'adam' or 'rmsprop'."""
+    lr: float | None = None
+    """Critic learning rate (and generator's unless generator_lr is set)."""
+    generator_lr: float | None = None
+    """Generator learning rate; set it apart from lr for TTUR."""
+    betas: tuple[float, float] | None = None
+    """Adam betas."""
+    penalty_weight: float | None = None
+    """Penalty weight lambda for strategies that have one."""
+    clip_value: float | None = None
+    """Weight clipping bound c for strategies that clip."""
+    constraint_options: dict[str, float] = field(default_factory=dict)
+    """Extra strategy settings as 'strategy.param' = value (e.g. 'sn.power_iterations')."""
+
+    # models
+    hidden: int = 512
+    """Width of the MLP / base channel count of conv models."""
+    critic_layers: int = 3
+    """Hidden layers of the MLP critic."""
+    generator_layers: int = 3
+    """Hidden layers of the MLP generator."""
+    z_dim: int | None = None
+    """Noise dimension (default: 2 for toy data, 128 otherwise)."""
+    critic_norm: str = "none"
+    """Normalisation inside the critic: 'none', 'layer' or 'batch' (not with a penalty)."""
+    architecture: str = "auto"
+    """'auto' (by data), 'mlp', 'dcgan', 'resnet' or 'text'."""
+
+    # data options
+    image_size: int | None = None
+    """Resize image data to this size (default: the data's own size)."""
+    channels: int | None = None
+    """1 (grayscale) or 3 (RGB) for image folders."""
+    seq_len: int = 32
+    """Characters per sequence for text data."""
+
+    # logging and outputs
+    log_every: int = 50
+    """Compute metrics every k generator iterations."""
+    sample_every: int = 250
+    """Write a sample picture every k generator iterations."""
+    checkpoint_every: int = 500
+    """Write a numbered checkpoint every k generator iterations (last.pt every log step)."""
+    keep: int = 3
+    """Numbered checkpoints kept (the oldest are deleted)."""
+    eval_samples: int = 512
+    """Samples used for quality metrics."""
+    out: str | None = None
+    """Run folder (default runs/<constraint>__<data>__s<seed>__<time>)."""
+
+    # execution
+    device: str = "auto"
+    """'auto', 'cpu' or 'cuda'."""
+    precision: str = "fp32"
+    """'fp32', 'bf16' (autocast) or 'fp16' (autocast + gradient scaler, CUDA only)."""
+    compile: bool = False
+    """torch.compile the parts that are sound to compile."""
+    on_nan: str = "stop"
+    """On a non-finite loss: 'stop', or 'rollback' to the last good checkpoint."""
+    max_rollbacks: int = 3
+    """Rollbacks allowed before the run stops."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (no None), as written to config.toml."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is None:
+                continue
+            if isinstance(value, tuple):
+                value = list(value)
+            if isinstance(value, dict):
+                value = dict(value)
+            out[f.name] = value
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "config") -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(
+                f"{source}: unknown option {unknown[0]!r}; valid options are listed by "
+                "`lipgan train --help`"
+            )
+        config = cls()
+        return replace(config, source=source, **data)
+
+
+def replace(config: TrainConfig, source: str = "option", **changes: Any) -> TrainConfig:
+    """A copy with ``changes`` applied, each coerced to its field's type."""
+    hints = get_type_hints(TrainConfig)
+    coerced = {name: _coerce(name, value, hints[name], source) for name, value in changes.items()}
+    return dataclasses.replace(config, **coerced)
+
+
+def _coerce(name: str, value: Any, hint: Any, source: str) -> Any:
+    if value is None:
+        return None
+    if get_origin(hint) in (Union, UnionType):
+        hint = next(t for t in get_args(hint) if t is not type(None))
+    target = hint
+    origin = get_origin(target) or target
+    try:
+        if origin is bool:
+            if not isinstance(value, bool):
+                raise TypeError
+            return value
+        if origin is int:
+            if isinstance(value, bool) or not float(value).is_integer():
+                raise TypeError
+            return int(value)
+        if origin is float:
+            if isinstance(value, bool):
+                raise TypeError
+            return float(value)
+        if origin is str:
+            if not isinstance(value, str):
+                raise TypeError
+            return value
+        if origin is tuple:
+            items = tuple(float(v) for v in value)
+            if len(items) != 2:
+                raise TypeError
+            return items
+        if origin is dict:
+            return {str(k): float(v) for k, v in dict(value).items()}
+    except (TypeError, ValueError):
+        pass
+    raise ConfigError(f"{source}: {name} = {value!r} is not a valid {_type_name(target)}")
+
+
+def _type_name(target: Any) -> str:
+    origin = get_origin(target) or target
+    return {
+        bool: "true/false",
+        int: "whole number",
+        float: "number",
+        str: "string",
+        tuple: "pair of numbers",
+        dict: "table of numbers",
+    }.get(origin, str(target))
+
+
+def load_toml(path: Path) -> TrainConfig:
+    """Read a config file; a missing or malformed file raises ConfigError."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist; check the path") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path} cannot be read ({exc})") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML ({exc})") from None
+    return TrainConfig.from_dict(data, source=str(path))
+
+
+def dump_toml(config: TrainConfig) -> str:
+    return tomli_w.dumps(config.to_dict())
+
+
+CHOICES: dict[str, tuple[str, ...]] = {
+    "schedule": ("alternating", "one-step"),
+    "optimizer": ("adam", "rmsprop"),
+    "critic_norm": ("none", "layer", "batch"),
+    "architecture": ("auto", "mlp", "dcgan", "resnet", "text"),
+    "device": ("auto", "cpu", "cuda"),
+    "precision": ("fp32", "bf16", "fp16"),
+    "on_nan": ("stop", "rollback"),
+}
+
+# (minimum, inclusive?) for numeric options; checked when the value is not None.
+LOWER_BOUNDS: dict[str, tuple[float, bool]] = {
+    "iters": (1, True),
+    "n_critic": (1, True),
+    "batch_size": (1, True),
+    "generator_weight": (0, False),
+    "penalty_every": (1, True),
+    "lr": (0, False),
+    "generator_lr": (0, False),
+    "penalty_weight": (0, True),
+    "clip_value": (0, False),
+    "hidden": (1, True),
+    "critic_layers": (1, True),
+    "generator_layers": (1, True),
+    "z_dim": (1, True),
+    "image_size": (4, True),
+    "seq_len": (2, True),
+    "log_every": (1, True),
+    "sample_every": (1, True),
+    "checkpoint_every": (1, True),
+    "keep": (1, True),
+    "eval_samples": (16, True),
+    "max_rollbacks": (0, True),
+}
+
+CLI_NAMES = {"penalty_weight": "--lambda", "clip_value": "--clip"}
+
+
+def option_name(name: str) -> str:
+    return CLI_NAMES.get(name, "--" + name.replace("_", "-"))
+
+
+def validate(config: TrainConfig) -> None:
+    """Check every value once, at the edge; raise ConfigError naming the fix."""
+    for name, choices in CHOICES.items():
+        value = getattr(config, name)
+        if value is not None and value not in choices:
+            raise ConfigError(f"{option_name(name)} {value!r} is not one of: {', '.join(choices)}")
+    for name, (low, inclusive) in LOWER_BOUNDS.items():
+        value = getattr(config, name)
+        if value is None:
+            continue
+        if not math.isfinite(value) or value < low or (not inclusive and value == low):
+            relation = ">=" if inclusive else ">"
+            raise ConfigError(f"{option_name(name)} must be {relation} {low:g}, got {value:g}")
+    if config.betas is not None:
+        b1, b2 = config.betas
+        if not (0 <= b1 < 1 and 0 <= b2 < 1):
+            raise ConfigError(f"--betas must both lie in [0, 1), got {b1:g},{b2:g}")
+    if config.channels is not None and config.channels not in (1, 3):
+        raise ConfigError(f"--channels must be 1 or 3, got {config.channels}")
+    if config.schedule == "one-step" and config.n_critic not in (None, 1):
+        raise ConfigError(
+            "--schedule one-step updates both networks together; set --n-critic 1 with it"
+        )

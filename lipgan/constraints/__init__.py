@@ -1,0 +1,52 @@
+"""Lipschitz strategies: the registry and the built-in families.
+
+``register`` adds a strategy, ``get(name)`` looks one up, ``names()`` lists them,
+``build(spec, params)`` instantiates ``'gp'`` or a chain such as ``'sn+gp'``.
+"""
+
+from lipgan.constraints import clipping, finite_difference, gradient_penalty, none  # noqa: F401
+from lipgan.constraints.base import (
+    BatchRandom,
+    Chain,
+    Constraint,
+    CriticBatch,
+    input_gradient,
+    interpolate,
+    per_sample_norm,
+)
+from lipgan.constraints.registry import (
+    ADAM,
+    ENTRY_POINT_GROUP,
+    RMSPROP,
+    OptimizerDefaults,
+    StrategyInfo,
+    build,
+    get,
+    names,
+    optimizer_for,
+    parse,
+    register,
+    resolve_params,
+)
+
+__all__ = [
+    "ADAM",
+    "ENTRY_POINT_GROUP",
+    "RMSPROP",
+    "BatchRandom",
+    "Chain",
+    "Constraint",
+    "CriticBatch",
+    "OptimizerDefaults",
+    "StrategyInfo",
+    "build",
+    "get",
+    "input_gradient",
+    "interpolate",
+    "names",
+    "optimizer_for",
+    "parse",
+    "per_sample_norm",
+    "register",
+    "resolve_params",
+]

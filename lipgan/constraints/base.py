@@ -1,0 +1,158 @@
+"""The strategy interface and the helpers every penalty shares.
+
+A Lipschitz strategy is a small object with three hooks, all optional:
+
+- ``attach(critic)``: once, before the optimiser is built (e.g. reparametrise layers);
+- ``penalty(critic, batch)``: a scalar added to the critic loss, or ``None``;
+- ``after_critic_step(critic)``: after every critic optimiser step (e.g. clip weights).
+
+``Constraint`` itself is the "do nothing" strategy. ``Chain`` composes several.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+
+class BatchRandom:
+    """Per-sample random draws that do not depend on the number of processes.
+
+    Every draw is made for the global batch from one shared generator and this
+    process keeps its own shard, so N processes with batch B/N see exactly the
+    numbers one process with batch B sees (the basis of exact data parallelism).
+    """
+
+    def __init__(
+        self, generator: torch.Generator, rank: int = 0, world: int = 1, device: str | None = None
+    ) -> None:
+        self.generator = generator
+        self.rank = rank
+        self.world = world
+        self.device = torch.device(device) if device is not None else generator.device
+
+    def _shard(self, full: Tensor, n: int) -> Tensor:
+        return full[self.rank * n : (self.rank + 1) * n] if self.world > 1 else full
+
+    def uniform(self, n: int, *shape: int) -> Tensor:
+        """U[0, 1) of shape (n, *shape) for this process's n samples."""
+        full = torch.rand(
+            n * self.world, *shape, generator=self.generator, device=self.generator.device
+        )
+        return self._shard(full, n).to(self.device, non_blocking=True)
+
+    def normal(self, n: int, *shape: int) -> Tensor:
+        """N(0, 1) of shape (n, *shape) for this process's n samples."""
+        full = torch.randn(
+            n * self.world, *shape, generator=self.generator, device=self.generator.device
+        )
+        return self._shard(full, n).to(self.device, non_blocking=True)
+
+    def integers(self, n: int, high: int) -> Tensor:
+        """Integers in [0, high) for this process's n samples."""
+        full = torch.randint(
+            high, (n * self.world,), generator=self.generator, device=self.generator.device
+        )
+        return self._shard(full, n).to(self.device, non_blocking=True)
+
+
+@dataclass
+class CriticBatch:
+    """What a penalty may look at in one critic step (this process's shard)."""
+
+    real: Tensor
+    """Real samples, shape (n, ...)."""
+    fake: Tensor
+    """Generated samples, detached from the generator, shape (n, ...)."""
+    critic_real: Tensor
+    """D(real), shape (n,), with gradient to the critic."""
+    critic_fake: Tensor
+    """D(fake), shape (n,), with gradient to the critic."""
+    rand: BatchRandom
+    """Source of per-sample randomness (interpolation weights, perturbations)."""
+    scaler: torch.amp.GradScaler | None = None
+    """The fp16 gradient scaler, when one is active (see ``input_gradient``)."""
+
+
+class Constraint:
+    """The do-nothing strategy; other strategies override the hooks they need."""
+
+    needs_double_backward: bool = False
+    """True when the penalty back-propagates through an input gradient."""
+
+    def attach(self, critic: nn.Module) -> None:
+        """Called once with the critic before its optimiser is built."""
+
+    def penalty(self, critic: nn.Module, batch: CriticBatch) -> Tensor | None:
+        """A scalar added to the critic loss (already weighted), or None."""
+        return None
+
+    def after_critic_step(self, critic: nn.Module) -> None:
+        """Called after every critic optimiser step."""
+
+
+class Chain(Constraint):
+    """Several strategies applied together: penalties add, hooks run in order."""
+
+    def __init__(self, parts: Sequence[Constraint]) -> None:
+        self.parts = list(parts)
+        self.needs_double_backward = any(p.needs_double_backward for p in self.parts)
+
+    def attach(self, critic: nn.Module) -> None:
+        for part in self.parts:
+            part.attach(critic)
+
+    def penalty(self, critic: nn.Module, batch: CriticBatch) -> Tensor | None:
+        terms = [t for t in (p.penalty(critic, batch) for p in self.parts) if t is not None]
+        if not terms:
+            return None
+        return torch.stack(terms).sum() if len(terms) > 1 else terms[0]
+
+    def after_critic_step(self, critic: nn.Module) -> None:
+        for part in self.parts:
+            part.after_critic_step(critic)
+
+
+# --- helpers shared by the penalty families -------------------------------------------
+
+
+def interpolate(real: Tensor, fake: Tensor, rand: BatchRandom) -> Tensor:
+    """eps * real + (1 - eps) * fake with one eps ~ U[0, 1] per sample, any sample shape."""
+    eps = rand.uniform(real.shape[0], *([1] * (real.dim() - 1))).to(real.dtype)
+    return torch.lerp(fake, real, eps)
+
+
+def input_gradient(
+    critic: nn.Module,
+    x: Tensor,
+    create_graph: bool = True,
+    scaler: torch.amp.GradScaler | None = None,
+) -> tuple[Tensor, Tensor]:
+    """(D(x), dD/dx) per sample; with ``create_graph`` the gradient is differentiable.
+
+    Under an fp16 gradient scaler the output is scaled before ``autograd.grad`` and the
+    gradient unscaled after it (PyTorch's AMP recipe for gradient penalties), so small
+    input gradients do not underflow.
+    """
+    x = x.detach().requires_grad_(True)
+    out = critic(x)
+    total = out.sum()
+    if scaler is not None and scaler.is_enabled():
+        (grad,) = torch.autograd.grad(scaler.scale(total), x, create_graph=create_graph)
+        grad = grad / scaler.get_scale()
+    else:
+        (grad,) = torch.autograd.grad(total, x, create_graph=create_graph)
+    return out, grad
+
+
+def per_sample_norm(t: Tensor) -> Tensor:
+    """L2 norm of each sample over all non-batch dimensions, shape (n,).
+
+    A zero vector gives norm ~1e-6 and gradient 0 rather than the NaN that
+    ``sqrt(0)`` back-propagates.
+    """
+    squared = t.flatten(1).float().pow(2).sum(dim=1)
+    return squared.clamp_min(1e-12).sqrt()

@@ -1,0 +1,33 @@
+"""Weight clipping (Arjovsky et al. 2017): clamp every critic parameter into [-c, c]."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from lipgan.constraints.base import Constraint
+from lipgan.constraints.registry import RMSPROP, register
+
+
+@register(
+    "clip",
+    description="Weight clipping: every critic parameter clamped into [-c, c] after each step",
+    optimizer=RMSPROP,
+    group="weights",
+)
+class WeightClipping(Constraint):
+    def __init__(self, c: float = 0.01) -> None:
+        if not c > 0:
+            raise ValueError(f"c must be > 0, got {c:g}")
+        self.c = c
+
+    def attach(self, critic: nn.Module) -> None:
+        # Start inside the box so the first critic step already sees a clipped critic.
+        self.after_critic_step(critic)
+
+    @torch.no_grad()
+    def after_critic_step(self, critic: nn.Module) -> None:
+        params = [p for p in critic.parameters() if p.is_floating_point()]
+        if params:
+            torch._foreach_clamp_min_(params, -self.c)
+            torch._foreach_clamp_max_(params, self.c)

@@ -1,0 +1,222 @@
+"""The strategy registry: one dict, filled by a decorator next to each definition.
+
+Third-party packages add strategies through the entry-point group
+``lipgan.constraints``: each entry point names a module (or callable) whose import
+runs ``@register``. See docs/extending.md.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any, TypeVar
+
+from lipgan.constraints.base import Chain, Constraint
+from lipgan.errors import ConfigError
+
+ENTRY_POINT_GROUP = "lipgan.constraints"
+
+
+@dataclass(frozen=True)
+class OptimizerDefaults:
+    """The optimiser a strategy trains best with."""
+
+    name: str
+    """'adam' or 'rmsprop'."""
+    lr: float
+    betas: tuple[float, float] = (0.0, 0.9)
+    """Adam betas on images and text (the paper's)."""
+    point_betas: tuple[float, float] = (0.5, 0.9)
+    """Adam betas on 2-D point data (the paper's toy script)."""
+
+    def describe(self) -> str:
+        if self.name == "adam":
+            return f"Adam lr {self.lr:g}, betas {self.betas} ({self.point_betas} on points)"
+        return f"{self.name.capitalize()} lr {self.lr:g}"
+
+
+ADAM = OptimizerDefaults("adam", 1e-4)
+RMSPROP = OptimizerDefaults("rmsprop", 5e-5)
+
+
+@dataclass(frozen=True)
+class StrategyInfo:
+    """A registered strategy: how to build it and what it recommends."""
+
+    name: str
+    factory: Callable[..., Constraint]
+    description: str
+    optimizer: OptimizerDefaults
+    params: dict[str, float]
+    """Constructor parameters and their defaults."""
+    group: str | None = None
+    """Strategies in the same group do the same job and cannot be combined."""
+    family_params: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Per data family ('points', 'images', 'text'), defaults that differ from params."""
+    source: str = "lipgan"
+    """'lipgan' or the distribution that registered it."""
+
+    def defaults_for(self, family: str) -> dict[str, float]:
+        return {**self.params, **self.family_params.get(family, {})}
+
+
+_REGISTRY: dict[str, StrategyInfo] = {}
+_plugins_loaded = False
+
+T = TypeVar("T", bound=Callable[..., Constraint])
+
+
+def register(
+    name: str,
+    *,
+    description: str,
+    optimizer: OptimizerDefaults = ADAM,
+    group: str | None = None,
+    family_params: Mapping[str, Mapping[str, float]] | None = None,
+) -> Callable[[T], T]:
+    """Class (or factory) decorator that adds a strategy under ``name``.
+
+    The factory's keyword parameters, with float defaults, are the strategy's
+    hyperparameters. A name may be registered once.
+    """
+
+    def decorate(factory: T) -> T:
+        if name in _REGISTRY:
+            raise ValueError(f"constraint {name!r} is already registered")
+        if "+" in name or not name:
+            raise ValueError(f"constraint name {name!r} must be non-empty and have no '+'")
+        params = {}
+        for pname, p in inspect.signature(factory).parameters.items():
+            if p.default is inspect.Parameter.empty:
+                raise ValueError(f"{name}: parameter {pname!r} needs a default")
+            params[pname] = float(p.default)
+        module = getattr(factory, "__module__", "") or ""
+        _REGISTRY[name] = StrategyInfo(
+            name=name,
+            factory=factory,
+            description=description,
+            optimizer=optimizer,
+            params=params,
+            group=group,
+            family_params={k: dict(v) for k, v in (family_params or {}).items()},
+            source="lipgan" if module.startswith("lipgan.") else module.split(".")[0],
+        )
+        return factory
+
+    return decorate
+
+
+def load_plugins() -> None:
+    """Import every ``lipgan.constraints`` entry point once (they self-register)."""
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    for entry in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            entry.load()
+        except Exception as exc:  # a broken plugin must not break lipgan
+            raise ConfigError(
+                f"plugin {entry.name!r} ({entry.value}) failed to load: {exc}; "
+                "fix or uninstall that package"
+            ) from None
+
+
+def names() -> list[str]:
+    """All registered strategy names, sorted."""
+    load_plugins()
+    return sorted(_REGISTRY)
+
+
+def get(name: str) -> StrategyInfo:
+    """The strategy registered as ``name``; unknown names list the valid ones."""
+    load_plugins()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ConfigError(
+            f"unknown constraint {name!r}; available: {', '.join(sorted(_REGISTRY))}"
+        ) from None
+
+
+def parse(spec: str) -> list[StrategyInfo]:
+    """'sn+gp' -> the registered strategies, refusing conflicting combinations."""
+    parts = [p.strip() for p in spec.split("+")]
+    if any(not p for p in parts):
+        raise ConfigError(f"constraint {spec!r} has an empty part; write e.g. 'sn+gp'")
+    infos = [get(p) for p in parts]
+    if len(infos) > 1:
+        if "none" in parts:
+            raise ConfigError("'none' cannot be combined with other constraints; drop it")
+        seen: dict[str, str] = {}
+        for info in infos:
+            if info.name in seen.values():
+                raise ConfigError(f"constraint {info.name!r} appears twice in {spec!r}")
+            if info.group is not None and info.group in seen:
+                raise ConfigError(
+                    f"{seen[info.group]!r} and {info.name!r} both constrain the critic "
+                    f"through {info.group}; combine strategies that do different jobs"
+                )
+            if info.group is not None:
+                seen[info.group] = info.name
+            else:
+                seen[f"_{info.name}"] = info.name
+    return infos
+
+
+def resolve_params(
+    spec: str,
+    family: str,
+    penalty_weight: float | None = None,
+    clip_value: float | None = None,
+    options: Mapping[str, float] | None = None,
+) -> dict[str, dict[str, float]]:
+    """Every part's final hyperparameters: defaults, then --lambda/--clip, then options.
+
+    ``options`` keys are 'strategy.param'; an unknown strategy or parameter is an error.
+    """
+    infos = parse(spec)
+    resolved = {info.name: info.defaults_for(family) for info in infos}
+    for params in resolved.values():
+        if penalty_weight is not None and "weight" in params:
+            params["weight"] = penalty_weight
+        if clip_value is not None and "c" in params:
+            params["c"] = clip_value
+    if penalty_weight is not None and not any("weight" in p for p in resolved.values()):
+        raise ConfigError(f"--lambda has no effect: {spec!r} has no penalty weight; drop it")
+    if clip_value is not None and not any("c" in p for p in resolved.values()):
+        raise ConfigError(f"--clip has no effect: {spec!r} does not clip; drop it")
+    for key, value in (options or {}).items():
+        strategy, _, param = key.partition(".")
+        if strategy not in resolved or param not in resolved[strategy]:
+            valid = [f"{s}.{p}" for s, ps in resolved.items() for p in ps]
+            raise ConfigError(
+                f"constraint option {key!r} does not exist; valid: {', '.join(valid) or 'none'}"
+            )
+        resolved[strategy][param] = float(value)
+    return resolved
+
+
+def build(spec: str, params: Mapping[str, Mapping[str, float]]) -> Constraint:
+    """Instantiate ``spec`` with resolved ``params`` (see ``resolve_params``)."""
+    infos = parse(spec)
+    parts = []
+    for info in infos:
+        try:
+            parts.append(info.factory(**_typed(info, params.get(info.name, {}))))
+        except ValueError as exc:
+            raise ConfigError(f"constraint {info.name!r}: {exc}") from None
+    return parts[0] if len(parts) == 1 else Chain(parts)
+
+
+def _typed(info: StrategyInfo, params: Mapping[str, float]) -> dict[str, Any]:
+    """Cast each value to the type of its default (ints stay ints)."""
+    signature = inspect.signature(info.factory).parameters
+    return {k: type(signature[k].default)(v) if k in signature else v for k, v in params.items()}
+
+
+def optimizer_for(spec: str) -> OptimizerDefaults:
+    """A chain trains with the recommended optimiser of its last part."""
+    return parse(spec)[-1].optimizer

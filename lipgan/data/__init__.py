@@ -1,0 +1,72 @@
+"""Data sets, chosen by a spec string: ``8gaussians``, ``digits``, ``KIND:PATH`` ...
+
+Every data source has a ``family`` ('points', 'images' or 'text'), a per-sample
+``shape``, and these methods the engine calls:
+
+- ``draw(rand, n)``: this process's n training samples (see ``BatchRandom``);
+- ``evaluate(fake, seed)``: quality metrics of generated samples, ``quality/...``;
+- ``save_samples(fake, path, critic)``: a picture or text file of samples;
+- ``meta()``: plain data that ``restore`` turns back into a source able to write
+  samples (so ``lipgan sample`` needs neither the data files nor flags).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+from torch import Tensor, nn
+
+from lipgan.constraints.base import BatchRandom
+from lipgan.data.toy import TOY_NAMES, ToyData
+from lipgan.errors import DataError
+
+
+class DataSource(Protocol):
+    name: str
+    family: str
+    shape: tuple[int, ...]
+
+    def draw(self, rand: BatchRandom, n: int) -> Tensor: ...
+
+    def evaluate(self, fake: Tensor, seed: int) -> dict[str, float]: ...
+
+    def save_samples(self, fake: Tensor, path: Path, critic: nn.Module | None = None) -> Path: ...
+
+    def meta(self) -> dict[str, Any]: ...
+
+
+# kind -> (loader taking the part after 'KIND:' and the load options, usage, one-line help)
+Loader = Callable[[str, dict[str, Any]], DataSource]
+KINDS: dict[str, tuple[Loader, str, str]] = {}
+
+
+def _toy(name: str, options: dict[str, Any]) -> DataSource:
+    return ToyData(name)
+
+
+for _name, _help in (
+    ("8gaussians", "8 gaussians on a circle (2-D toy, paper)"),
+    ("25gaussians", "5x5 grid of gaussians (2-D toy, paper)"),
+    ("swissroll", "swiss roll slice (2-D toy, paper)"),
+):
+    KINDS[_name] = (_toy, _name, _help)
+
+
+def load(spec: str, **options: Any) -> DataSource:
+    """The data source for ``spec``; unknown kinds and bad files raise DataError."""
+    kind, sep, arg = spec.partition(":")
+    if kind in TOY_NAMES and not sep:
+        return ToyData(kind)
+    if kind not in KINDS:
+        raise DataError(f"unknown data {spec!r}; available: {', '.join(KINDS)} (see `lipgan data`)")
+    loader = KINDS[kind][0]
+    return loader(arg if sep else kind, options)
+
+
+def restore(meta: dict[str, Any]) -> DataSource:
+    """A source rebuilt from ``meta()`` that can write samples (not necessarily draw)."""
+    if meta.get("kind") == "toy":
+        return ToyData(meta["name"])
+    raise DataError(f"cannot restore data of kind {meta.get('kind')!r}; upgrade lipgan")

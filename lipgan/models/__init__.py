@@ -1,0 +1,49 @@
+"""Generator and critic builders, chosen by ``architecture`` and the data's family.
+
+A critic maps a batch (n, *shape) to scores of shape (n,); a generator maps noise
+(n, z_dim) to samples (n, *shape). Each architecture is a function
+``(config, meta) -> (generator, critic)`` in ``ARCHITECTURES``; ``meta`` is the data
+source's ``meta()`` (family, shape and, for text, the vocabulary).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from torch import nn
+
+from lipgan.config import TrainConfig
+from lipgan.errors import ConfigError
+from lipgan.models.mlp import MLPCritic, MLPGenerator
+
+Builder = Callable[[TrainConfig, dict[str, Any]], tuple[nn.Module, nn.Module]]
+
+
+def _mlp(config: TrainConfig, meta: dict[str, Any]) -> tuple[nn.Module, nn.Module]:
+    shape = tuple(meta["shape"])
+    assert config.z_dim is not None  # resolved before models are built
+    generator = MLPGenerator(config.z_dim, shape, config.hidden, config.generator_layers)
+    critic = MLPCritic(shape, config.hidden, config.critic_layers, config.critic_norm)
+    return generator, critic
+
+
+ARCHITECTURES: dict[str, Builder] = {"mlp": _mlp}
+DEFAULT_FOR_FAMILY = {"points": "mlp", "images": "dcgan", "text": "text"}
+
+
+def architecture_for(config: TrainConfig, family: str) -> str:
+    name = config.architecture
+    if name == "auto":
+        name = DEFAULT_FOR_FAMILY.get(family, "mlp")
+    if name not in ARCHITECTURES:
+        raise ConfigError(
+            f"architecture {name!r} is not available for {family} data; "
+            f"available: {', '.join(ARCHITECTURES)}"
+        )
+    return name
+
+
+def build(config: TrainConfig, meta: dict[str, Any]) -> tuple[nn.Module, nn.Module]:
+    """(generator, critic) for the resolved config and the data's meta."""
+    return ARCHITECTURES[architecture_for(config, meta["family"])](config, meta)
