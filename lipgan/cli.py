@@ -216,23 +216,19 @@ def train(
     ] = 1,
 ) -> None:
     """Train a WGAN with one Lipschitz strategy and write a run folder."""
+    given = dict(locals())  # first: every option, by its config field name
     from lipgan import runs
+    from lipgan.config import TrainConfig
     from lipgan.reporting import train_with_progress
 
-    overrides: dict[str, Any] = dict(
-        constraint=constraint, data=data, iters=iters, seed=seed, n_critic=n_critic,
-        batch_size=batch_size, lr=lr, generator_lr=generator_lr,
-        betas=_floats(betas, "--betas", 2), optimizer=optimizer,
-        penalty_weight=penalty_weight, clip_value=clip_value,
-        constraint_options=_options(option), schedule=schedule,
-        generator_weight=generator_weight, penalty_every=penalty_every,
-        architecture=architecture, hidden=hidden, critic_layers=critic_layers,
-        generator_layers=generator_layers, z_dim=z_dim, critic_norm=critic_norm,
-        image_size=image_size, channels=channels, seq_len=seq_len, log_every=log_every,
-        sample_every=sample_every, checkpoint_every=checkpoint_every, keep=keep,
-        eval_samples=eval_samples, device=device, precision=precision, compile=compile,
-        on_nan=on_nan, out=None if out is None else str(out),
-    )  # fmt: skip
+    overrides: dict[str, Any] = {
+        name: value for name, value in given.items() if name in TrainConfig.__dataclass_fields__
+    }
+    overrides.update(
+        betas=_floats(betas, "--betas", 2),
+        constraint_options=_options(option),
+        out=None if out is None else str(out),
+    )
     if nproc > 1:
         from lipgan.launch import launch
 

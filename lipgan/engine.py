@@ -571,10 +571,13 @@ def _loop(
         for path in (run.metrics, run.timing):
             atomic_write_text(path, "")
 
+    def bookkeeping() -> dict[str, Any]:
+        return {"rollbacks": rollbacks, "lr_scale": lr_scale, "seconds": time.perf_counter() - t0}
+
     eval_z = _eval_noise(config, parts.processes.device)
-    good = snapshot(parts, start, {"rollbacks": rollbacks, "lr_scale": lr_scale})
-    last_metrics: dict[str, float] = {}
     t0 = time.perf_counter() - seconds_before
+    good = snapshot(parts, start, bookkeeping())
+    last_metrics: dict[str, float] = {}
     window_t0, window_start = time.perf_counter(), start
 
     iteration = start
@@ -629,8 +632,7 @@ def _loop(
                 run.append_jsonl(run.metrics, metrics)
                 run.append_jsonl(run.timing, timing)
             last_metrics = {**metrics, **timing}
-            extra = {"rollbacks": rollbacks, "lr_scale": lr_scale, "seconds": now - t0}
-            good = snapshot(parts, iteration, extra)
+            good = snapshot(parts, iteration, bookkeeping())
 
         if main and (iteration % config.sample_every == 0 or last):
             with torch.no_grad():
@@ -638,8 +640,7 @@ def _loop(
                     parts.generator(eval_z), run.sample_path(iteration), parts.critic
                 )
         if main and (iteration % config.checkpoint_every == 0 or last):
-            state = snapshot(parts, iteration, {"rollbacks": rollbacks, "lr_scale": lr_scale,
-                                                "seconds": time.perf_counter() - t0})  # fmt: skip
+            state = snapshot(parts, iteration, bookkeeping())
             save_checkpoint(run.last, state)
             save_checkpoint(run.numbered_checkpoint(iteration), state)
             run.prune_checkpoints(config.keep)
@@ -648,9 +649,7 @@ def _loop(
         signum = should_stop() if should_stop is not None else None
         if signum is not None and not last:
             if main:
-                state = snapshot(parts, iteration, {"rollbacks": rollbacks, "lr_scale": lr_scale,
-                                                    "seconds": time.perf_counter() - t0})  # fmt: skip
-                save_checkpoint(run.last, state)
+                save_checkpoint(run.last, snapshot(parts, iteration, bookkeeping()))
             raise Interrupted(
                 f"stopped at iteration {iteration}/{config.iters}; checkpoint in {run.last}; "
                 f"resume with: lipgan train --resume {run.root}",
@@ -667,14 +666,12 @@ def _loop(
 def summarize(
     metrics: dict[str, float], seconds: float, iters: int, rollbacks: int
 ) -> dict[str, Any]:
-    """The flat final summary: short names for the headline numbers, then everything."""
-    short = {
-        "w1": "quality/w1",
-        "w1_floor": "quality/w1_floor",
-        "modes": "quality/modes",
-        "hq_fraction": "quality/hq_fraction",
+    """The flat final summary: every ``quality/x`` also as plain ``x`` (w1, modes ...)."""
+    summary: dict[str, Any] = {
+        key.removeprefix("quality/"): value
+        for key, value in metrics.items()
+        if key.startswith("quality/")
     }
-    summary: dict[str, Any] = {k: metrics[v] for k, v in short.items() if v in metrics}
     summary.update({k: v for k, v in metrics.items() if k not in ("seconds", "seconds_per_iter")})
     summary["seconds"] = round(seconds, 3)
     summary["seconds_per_iter"] = round(seconds / max(iters, 1), 6)
