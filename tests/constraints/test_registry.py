@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+import pytest
+
+from lipgan import constraints
+from lipgan.constraints.clipping import WeightClipping
+from lipgan.constraints.gradient_penalty import GradientPenalty
+from lipgan.errors import ConfigError
+
+
+def test_the_five_paper_strategies_are_registered():
+    assert {"none", "clip", "gp", "gp-one-sided", "fd"} <= set(constraints.names())
+
+
+def test_unknown_name_lists_the_available_ones():
+    with pytest.raises(ConfigError) as err:
+        constraints.get("gradient-penalty")
+    message = str(err.value)
+    assert "unknown constraint 'gradient-penalty'" in message
+    for name in ("clip", "fd", "gp", "gp-one-sided", "none"):
+        assert name in message
+
+
+def test_duplicate_registration_is_refused():
+    with pytest.raises(ValueError, match="already registered"):
+        constraints.register("gp", description="again")(GradientPenalty)
+
+
+def test_hyperparameters_come_from_the_constructor_with_family_defaults():
+    gp = constraints.get("gp")
+    assert gp.params == {"weight": 10.0}
+    assert gp.defaults_for("points") == {"weight": 0.1}
+    assert gp.defaults_for("images") == {"weight": 10.0}
+    clip = constraints.get("clip")
+    assert clip.params == {"c": 0.01}
+    assert clip.optimizer.name == "rmsprop" and clip.optimizer.lr == 5e-5
+
+
+def test_lambda_and_clip_options_reach_the_right_parameters():
+    params = constraints.resolve_params("gp", "points", penalty_weight=3.0)
+    assert params == {"gp": {"weight": 3.0}}
+    strategy = constraints.build("clip", constraints.resolve_params("clip", "images", None, 0.1))
+    assert isinstance(strategy, WeightClipping) and strategy.c == 0.1
+
+
+def test_options_that_do_not_apply_are_refused():
+    with pytest.raises(ConfigError, match="--lambda has no effect"):
+        constraints.resolve_params("clip", "points", penalty_weight=1.0)
+    with pytest.raises(ConfigError, match="--clip has no effect"):
+        constraints.resolve_params("gp", "points", clip_value=0.1)
+    with pytest.raises(ConfigError, match="'gp.bogus' does not exist; valid: gp.weight"):
+        constraints.resolve_params("gp", "points", options={"gp.bogus": 1.0})
+
+
+def test_conflicting_and_malformed_combinations_are_refused():
+    with pytest.raises(ConfigError, match="'gp' and 'fd' both constrain"):
+        constraints.parse("gp+fd")
+    with pytest.raises(ConfigError, match="'none' cannot be combined"):
+        constraints.parse("none+gp")
+    with pytest.raises(ConfigError, match="empty part"):
+        constraints.parse("gp+")
+    with pytest.raises(ConfigError, match="appears twice"):
+        constraints.parse("clip+clip")
+
+
+def test_a_chain_adds_penalties_and_runs_every_hook():
+    chain = constraints.build(
+        "clip+gp", constraints.resolve_params("clip+gp", "points", None, None)
+    )
+    assert isinstance(chain, constraints.Chain)
+    assert [type(p) for p in chain.parts] == [WeightClipping, GradientPenalty]
+    assert chain.needs_double_backward
+    assert constraints.optimizer_for("clip+gp").name == "adam"
