@@ -6,7 +6,6 @@ import pytest
 import torch
 
 
-
 @pytest.fixture(autouse=True)
 def _one_thread():
     # Tests run beside other work on a 2-core machine; one thread keeps timings sane.

@@ -43,7 +43,8 @@ def test_train_writes_a_run_and_sample_reads_it(tmp_path):
         assert result.exit_code == 0, result.output
     assert np.load(a).shape == (10, 2)
     np.testing.assert_array_equal(np.load(a), np.load(b))
-    result = invoke("sample", str(out), "--n", "10", "--seed", "8", "--out", str(tmp_path / "c.npy"))
+    c = tmp_path / "c.npy"
+    result = invoke("sample", str(out), "--n", "10", "--seed", "8", "--out", str(c))
     assert not np.array_equal(np.load(a), np.load(tmp_path / "c.npy"))
     result = invoke("sample", str(out), "--n", "50", "--out", str(tmp_path / "s.png"))
     assert result.exit_code == 0
