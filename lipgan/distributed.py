@@ -61,3 +61,10 @@ def mean_across(tensor: torch.Tensor, processes: Processes) -> torch.Tensor:
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
         tensor /= processes.world
     return tensor
+
+
+def agree_on_signal(signum: int | None, processes: Processes) -> int | None:
+    """The largest signal any process received (None if none did), known to all."""
+    flag = torch.tensor([signum or 0], device=processes.device)
+    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+    return int(flag.item()) or None

@@ -590,9 +590,15 @@ def _loop(
             generator_update(parts)
         iteration += 1
         last = iteration == config.iters
+        log_step = iteration % config.log_every == 0 or last
+        signum = should_stop() if should_stop is not None else None
+        if parts.processes.world > 1:  # every process must stop at the same iteration
+            signum = distributed.agree_on_signal(signum, parts.processes)
+        # The guard also runs before every checkpoint, so none ever holds a NaN.
+        saving = signum is not None or iteration % config.checkpoint_every == 0
 
         metrics = None
-        if iteration % config.log_every == 0 or last:
+        if log_step or saving:
             if not _finite(parts):
                 if config.on_nan == "rollback" and rollbacks < config.max_rollbacks:
                     rollbacks += 1
@@ -619,6 +625,7 @@ def _loop(
                     f"{good_iteration} in {run.last}; lower --lr, raise --lambda, or use "
                     "--on-nan rollback"
                 )
+        if log_step:
             metrics = measure(parts, iteration, eval_z)
             parts.window.zero_()
             now = time.perf_counter()
@@ -646,7 +653,6 @@ def _loop(
             run.prune_checkpoints(config.keep)
         report(Progress(iteration, config.iters, metrics))
 
-        signum = should_stop() if should_stop is not None else None
         if signum is not None and not last:
             if main:
                 save_checkpoint(run.last, snapshot(parts, iteration, bookkeeping()))

@@ -40,10 +40,10 @@ def critic_surface(
     x0, x1, y0, y1 = bounds
     xs, ys = np.linspace(x0, x1, steps), np.linspace(y0, y1, steps)
     grid = np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 2)
-    device = next(critic.parameters()).device
+    param = next(critic.parameters())
     was_training = critic.training
     critic.eval()
-    values = critic(torch.as_tensor(grid, dtype=torch.float32, device=device))
+    values = critic(torch.as_tensor(grid, dtype=param.dtype, device=param.device))
     critic.train(was_training)
     return xs, ys, values.float().cpu().numpy().reshape(steps, steps)
 

@@ -4,7 +4,16 @@
 ``build(spec, params)`` instantiates ``'gp'`` or a chain such as ``'sn+gp'``.
 """
 
-from lipgan.constraints import clipping, finite_difference, gradient_penalty, none  # noqa: F401
+from lipgan.constraints import (  # noqa: F401  (imported to register)
+    clipping,
+    dragan,
+    finite_difference,
+    gradient_penalty,
+    none,
+    spectral_norm,
+    wgan_div,
+    zero_centred,
+)
 from lipgan.constraints.base import (
     BatchRandom,
     Chain,

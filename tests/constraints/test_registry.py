@@ -71,3 +71,10 @@ def test_a_chain_adds_penalties_and_runs_every_hook():
     assert [type(p) for p in chain.parts] == [WeightClipping, GradientPenalty]
     assert chain.needs_double_backward
     assert constraints.optimizer_for("clip+gp").name == "adam"
+
+
+def test_whole_number_parameters_refuse_fractions():
+    with pytest.raises(ConfigError, match="sn.power_iterations must be a whole number, got 1.5"):
+        constraints.build("sn", {"sn": {"power_iterations": 1.5}})
+    strategy = constraints.build("sn", {"sn": {"power_iterations": 2.0}})
+    assert strategy.power_iterations == 2 and isinstance(strategy.power_iterations, int)
