@@ -156,11 +156,11 @@ def _coerce(name: str, value: Any, hint: Any, source: str) -> Any:
                 raise TypeError
             return value
         if origin is int:
-            if isinstance(value, bool) or not float(value).is_integer():
+            if isinstance(value, bool | str) or not float(value).is_integer():
                 raise TypeError
             return int(value)
         if origin is float:
-            if isinstance(value, bool):
+            if isinstance(value, bool | str):  # TOML has numbers: "1e-4" is a typo
                 raise TypeError
             return float(value)
         if origin is str:
@@ -245,6 +245,9 @@ LOWER_BOUNDS: dict[str, tuple[float, bool]] = {
     "max_rollbacks": (0, True),
 }
 
+MAX_SEED = 2**32 - 1
+"""Seeds fit numpy's legacy seeding and leave torch room for derived streams."""
+
 CLI_NAMES = {"penalty_weight": "--lambda", "clip_value": "--clip"}
 
 
@@ -265,6 +268,8 @@ def validate(config: TrainConfig) -> None:
         if not math.isfinite(value) or value < low or (not inclusive and value == low):
             relation = ">=" if inclusive else ">"
             raise ConfigError(f"{option_name(name)} must be {relation} {low:g}, got {value:g}")
+    if not 0 <= config.seed <= MAX_SEED:
+        raise ConfigError(f"--seed must be between 0 and {MAX_SEED}, got {config.seed}")
     if config.betas is not None:
         b1, b2 = config.betas
         if not (0 <= b1 < 1 and 0 <= b2 < 1):

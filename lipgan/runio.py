@@ -16,7 +16,9 @@ import io
 import json
 import os
 import pickle
+import re
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -82,35 +84,75 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    """Load with ``weights_only=True``: tensors and plain data only, never code."""
+# What every training checkpoint holds; ``load_checkpoint`` refuses one without them.
+CHECKPOINT_KEYS = ("config", "data", "iteration", "generator", "critic")
+
+
+def load_checkpoint(path: Path, required: tuple[str, ...] = CHECKPOINT_KEYS) -> dict[str, Any]:
+    """Load with ``weights_only=True``: tensors and plain data only, never code.
+
+    A file that would import anything (a crafted pickle) is refused before any of it
+    runs; a truncated, empty or foreign file is reported as corrupt. Either way the
+    message is one line.
+    """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist; check the run folder")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about pickle protocols it reads
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsafe content"
-        raise CheckpointError(
-            f"checkpoint {path} was refused: it holds more than tensors and plain data "
-            f"({first[:120]}); only load checkpoints you trust, written by lipgan"
-        ) from None
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise CheckpointError(
-            f"checkpoint {path} is corrupt or not a checkpoint ({str(exc)[:120]})"
-        ) from None
+        unsafe = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        if unsafe:
+            name = unsafe.group(1).rstrip(".")
+            raise CheckpointError(
+                f"checkpoint {path} was refused: it asks to import {name}, which a lipgan "
+                "checkpoint (tensors and plain data) never does; nothing in it was run. "
+                "Only use checkpoints you trust"
+            ) from None
+        raise CheckpointError(_corrupt(path, exc)) from None
+    except Exception as exc:  # torch raises many types for a torn or foreign file
+        raise CheckpointError(_corrupt(path, exc)) from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"checkpoint {path} is not a lipgan checkpoint (format 1)")
+        raise CheckpointError(
+            f"checkpoint {path} is not a lipgan checkpoint (format {CHECKPOINT_FORMAT}); "
+            "use checkpoints/last.pt of a run folder"
+        )
+    missing = [key for key in required if key not in state]
+    if missing:
+        raise CheckpointError(
+            f"checkpoint {path} is incomplete: no {missing[0]!r}; "
+            "use checkpoints/last.pt of a run folder"
+        )
     return state
+
+
+def _corrupt(path: Path, exc: Exception) -> str:
+    if path.stat().st_size == 0:
+        detail = "the file is empty"
+    else:
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        # torch's weights-only errors open with boilerplate; the specific line is later.
+        specific = [ln for ln in lines if not ln.startswith(("Weights only", "Please file"))]
+        detail = (specific or lines or [""])[0][:120]
+        if not isinstance(exc, pickle.UnpicklingError):
+            detail = f"{type(exc).__name__}: {detail}".rstrip(": ")
+    return (
+        f"checkpoint {path} is corrupt or not a checkpoint ({detail}); "
+        "use a numbered checkpoint from the same folder or start anew"
+    )
 
 
 def load_state(module: torch.nn.Module, state: dict[str, Any], what: str, path: Path) -> None:
     """load_state_dict that names the mismatch in one line."""
+    if not isinstance(state, dict):
+        raise CheckpointError(f"checkpoint {path} holds no {what} weights; it is not a lipgan run")
     try:
         module.load_state_dict(state)
-    except RuntimeError as exc:
+    except (RuntimeError, TypeError, ValueError) as exc:
         lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-        detail = lines[1] if len(lines) > 1 else lines[0]
+        detail = (lines[1] if len(lines) > 1 else lines[0]).rstrip(".")
         raise CheckpointError(
             f"checkpoint {path} does not fit this {what}: {detail[:200]}; "
             "use the config saved with the checkpoint"
@@ -157,27 +199,46 @@ class RunFolder:
             raise _write_error(path, exc) from None
 
     def truncate_logs(self, iteration: int) -> None:
-        """Drop log lines after ``iteration`` (on resume from a checkpoint taken there)."""
+        """Drop log lines after ``iteration`` (on resume from a checkpoint taken there).
+
+        A torn last line (a crash or a full disk mid-append) is dropped too.
+        """
         for path in (self.metrics, self.timing):
             if not path.exists():
                 continue
             kept = [
                 line
-                for line in path.read_text(encoding="utf-8").splitlines()
-                if line.strip() and json.loads(line).get("step", 0) <= iteration
+                for line, record in _records(path)
+                if record is not None and record.get("step", 0) <= iteration
             ]
             atomic_write_text(path, "".join(line + "\n" for line in kept))
 
     def prune_checkpoints(self, keep: int) -> None:
-        numbered = sorted(self.checkpoints.glob("step_*.pt"))
-        for old in numbered[:-keep]:
+        """Delete all but the ``keep`` newest numbered checkpoints (by step, not by name)."""
+        numbered = sorted(
+            (int(m.group(1)), p)
+            for p in self.checkpoints.glob("step_*.pt")
+            if (m := re.fullmatch(r"step_(\d+)\.pt", p.name))
+        )
+        for _, old in numbered[: max(len(numbered) - keep, 0)]:
             old.unlink(missing_ok=True)
 
     def read_metrics(self) -> list[dict[str, Any]]:
+        """The logged metrics, skipping a torn last line."""
         if not self.metrics.exists():
             return []
-        return [
-            json.loads(line)
-            for line in self.metrics.read_text(encoding="utf-8").splitlines()
-            if line.strip()
-        ]
+        return [record for _, record in _records(self.metrics) if record is not None]
+
+
+def _records(path: Path) -> list[tuple[str, dict[str, Any] | None]]:
+    """(line, parsed object or None when the line is not a JSON object) per non-blank line."""
+    out: list[tuple[str, dict[str, Any] | None]] = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            record = None
+        out.append((line, record if isinstance(record, dict) else None))
+    return out

@@ -6,8 +6,10 @@ one-line message; the engine behind it can trust what it receives.
 
 from __future__ import annotations
 
+import os
 import shutil
-from dataclasses import dataclass
+import tempfile
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +17,16 @@ import numpy as np
 import torch
 
 from lipgan import data as datasets
-from lipgan import engine, models
-from lipgan.config import TrainConfig, load_toml, replace, validate
-from lipgan.errors import ConfigError, LipganError
-from lipgan.runio import RunFolder, atomic_write_bytes, load_checkpoint, load_state
+from lipgan import distributed, engine, models
+from lipgan.config import TrainConfig, dump_toml, load_toml, option_name, replace, validate
+from lipgan.errors import CheckpointError, ConfigError, LipganError
+from lipgan.runio import (
+    RunFolder,
+    atomic_write_bytes,
+    atomic_write_text,
+    load_checkpoint,
+    load_state,
+)
 
 
 @dataclass
@@ -42,9 +50,11 @@ def build_config(config_file: Path | None, overrides: dict[str, Any]) -> TrainCo
 def prepare(config: TrainConfig, overwrite: bool = False) -> PreparedRun:
     """Load the data, resolve defaults and claim the output folder."""
     data = datasets.load(config.data, **engine._data_options(config))
-    resolved = engine.resolve(config, data.family)
+    resolved = _resolve(config, data.family)
     run_dir = Path(resolved.out) if resolved.out else engine.default_out(resolved)
-    if run_dir.exists() and run_dir.is_file():
+    if int(os.environ.get("RANK", "0")) != 0:  # only the main process claims the folder
+        return PreparedRun(replace(resolved, out=str(run_dir)), run_dir, data, resume=False)
+    if run_dir.exists() and not run_dir.is_dir():
         raise ConfigError(f"--out {run_dir} is a file; choose a folder")
     if run_dir.exists() and any(run_dir.iterdir()):
         if not overwrite:
@@ -52,14 +62,53 @@ def prepare(config: TrainConfig, overwrite: bool = False) -> PreparedRun:
                 f"output folder {run_dir} already exists; pass --overwrite to replace it "
                 f"or --resume {run_dir} to continue it"
             )
-        if not (run_dir / "config.toml").exists():
+        if not is_run_folder(run_dir):
             raise ConfigError(
-                f"--overwrite refused: {run_dir} is not a lipgan run folder (no config.toml); "
-                "choose another --out"
+                f"--overwrite refused: {run_dir} is not a lipgan run folder (no config.toml "
+                "and metrics.jsonl); nothing was deleted; choose another --out"
             )
+    check_writable(run_dir)
+    if run_dir.exists() and overwrite:
         shutil.rmtree(run_dir)
     resolved = replace(resolved, out=str(run_dir))
     return PreparedRun(resolved, run_dir, data, resume=False)
+
+
+def _resolve(config: TrainConfig, family: str) -> TrainConfig:
+    """engine.resolve, plus the checks that would otherwise fail only once training
+    started: the strategy's own parameter checks and the device's availability."""
+    resolved = engine.resolve(config, family)
+    engine.build_constraint(resolved, family)
+    distributed.pick_device(resolved.device)
+    return resolved
+
+
+def is_run_folder(folder: Path) -> bool:
+    """A folder lipgan wrote: only such a folder may be deleted by --overwrite."""
+    run = RunFolder(folder)
+    return run.config.is_file() and run.metrics.is_file()
+
+
+def check_writable(run_dir: Path) -> None:
+    """Refuse an --out that cannot be created or written, before anything is trained.
+
+    Probes the folder itself or, when it does not exist yet, its nearest existing
+    parent (creating nothing that stays behind).
+    """
+    existing = run_dir
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(
+            f"--out {run_dir} cannot be created: {existing} is a file; choose another folder"
+        )
+    try:
+        with tempfile.TemporaryDirectory(dir=existing, prefix=".lipgan-write-test-"):
+            pass
+    except OSError as exc:
+        raise ConfigError(
+            f"--out {run_dir} is not writable ({exc.strerror or exc}); choose a writable folder"
+        ) from None
 
 
 # Options that may change when a run is resumed: the budget and the bookkeeping.
@@ -67,31 +116,62 @@ RESUMABLE = {"iters", "log_every", "sample_every", "checkpoint_every", "keep", "
 
 
 def prepare_resume(run_dir: Path, overrides: dict[str, Any]) -> PreparedRun:
-    """Reload a run's saved config; only the budget and logging may change."""
+    """Reload a run's saved config; only the budget and logging may change.
+
+    A changed budget is written back to config.toml, so the folder keeps describing
+    the run it holds.
+    """
     run = RunFolder(run_dir)
     if not run.config.exists():
         raise ConfigError(f"cannot resume {run_dir}: no config.toml there; check the path")
     if not run.last.exists():
         raise ConfigError(f"cannot resume {run_dir}: no checkpoints/last.pt yet; start anew")
-    config = load_toml(run.config)
+    saved = load_toml(run.config)
     given = {k: v for k, v in overrides.items() if v is not None}
-    changed = sorted(k for k, v in given.items() if getattr(config, k) != v)
+    # Compare after coercion: --betas 0.5,0.9 (a list) equals the saved (0.5, 0.9).
+    config = replace(saved, source="option", **given)
+    changed = sorted(k for k in given if getattr(config, k) != getattr(saved, k))
     refused = [k for k in changed if k not in RESUMABLE]
     if refused:
         raise ConfigError(
-            f"--resume keeps the run's settings; {refused[0]!r} cannot change "
-            f"(only {', '.join(sorted(RESUMABLE))} can)"
+            f"--resume keeps the run's settings; {option_name(refused[0])} cannot change "
+            f"(only {', '.join(option_name(k) for k in sorted(RESUMABLE))} can); "
+            "start a new run to change it"
         )
-    config = replace(config, **given)
     validate(config)
-    state = load_checkpoint(run.last)
+    try:
+        state = load_checkpoint(run.last)
+    except CheckpointError as exc:
+        numbered = sorted(run.checkpoints.glob("step_*.pt"))
+        hint = (
+            f"; to resume from an older one, copy {numbered[-1]} over {run.last}"
+            if numbered
+            else ""
+        )
+        raise CheckpointError(f"cannot resume {run_dir}: {exc}{hint}") from None
+    trained = TrainConfig.from_dict(dict(state["config"]), source=f"{run.last} config")
+    edited = [
+        f.name
+        for f in fields(TrainConfig)
+        if f.name not in RESUMABLE | {"out"} and getattr(trained, f.name) != getattr(saved, f.name)
+    ]
+    if edited:
+        name = edited[0]
+        raise ConfigError(
+            f"cannot resume {run_dir}: config.toml says {name} = {getattr(saved, name)!r} but "
+            f"the checkpoint was trained with {getattr(trained, name)!r}; undo the edit"
+        )
     if int(state["iteration"]) >= config.iters:
         raise ConfigError(
             f"{run_dir} already finished {state['iteration']} iterations; "
             "raise --iters to train further"
         )
     data = datasets.load(config.data, **engine._data_options(config))
-    return PreparedRun(engine.resolve(config, data.family), run_dir, data, resume=True)
+    resolved = _resolve(config, data.family)
+    if changed:
+        check_writable(run_dir)
+        atomic_write_text(run.config, dump_toml(resolved))
+    return PreparedRun(resolved, run_dir, data, resume=True)
 
 
 def load_generator(run_dir: Path) -> tuple[torch.nn.Module, torch.nn.Module, dict[str, Any]]:
@@ -100,7 +180,8 @@ def load_generator(run_dir: Path) -> tuple[torch.nn.Module, torch.nn.Module, dic
     if not run_dir.is_dir():
         raise ConfigError(f"run folder {run_dir} does not exist; check the path")
     state = load_checkpoint(run.last)
-    config = TrainConfig.from_dict(state["config"], source=f"{run.last} config")
+    config = TrainConfig.from_dict(dict(state["config"]), source=f"{run.last} config")
+    validate(config)
     generator, critic = models.build(config, state["data"])
     load_state(generator, state["generator"], "generator", run.last)
     # The critic may carry a reparametrisation (e.g. spectral norm) from its strategy.
