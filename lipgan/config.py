@@ -62,8 +62,8 @@ class TrainConfig:
     """Extra strategy settings as 'strategy.param' = value (e.g. 'sn.power_iterations')."""
 
     # models
-    hidden: int = 512
-    """Width of the MLP / base channel count of conv models."""
+    hidden: int | None = None
+    """MLP width (default 512) / base channels of conv and text models (default 64)."""
     critic_layers: int = 3
     """Hidden layers of the MLP critic."""
     generator_layers: int = 3

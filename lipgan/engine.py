@@ -83,6 +83,7 @@ def resolve(config: TrainConfig, family: str) -> TrainConfig:
         constraint_options=options,
         n_critic=config.n_critic or (1 if config.schedule == "one-step" else 5),
         z_dim=config.z_dim or (2 if family == "points" else 128),
+        hidden=config.hidden or (512 if family == "points" else 64),
         architecture=models.architecture_for(config, family),
     )
     if resolved.critic_norm == "batch" and has_penalty(build_constraint(resolved, family)):

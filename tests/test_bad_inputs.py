@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from runkit import TINY_ARGS, cli, train_run
 
 from lipgan.runio import RunFolder
+
+from runkit import TINY_ARGS, cli, train_run
 
 CUDA = torch.cuda.is_available()
 
@@ -112,8 +113,8 @@ CASES = [
         "iters = 'ten' is not a valid whole number",
     ),  # fmt: skip
     ("data file missing", [*TRAIN, "-d", "array:{root}/missing.npy"], 2, "does not exist"),
-    ("data file empty", [*TRAIN, "-d", "array:{root}/empty.npy"], 2, "cannot be read"),
-    ("data file corrupt", [*TRAIN, "-d", "array:{root}/corrupt.npy"], 2, "cannot be read"),
+    ("data file empty", [*TRAIN, "-d", "array:{root}/empty.npy"], 2, "empty.npy is empty"),
+    ("data file corrupt", [*TRAIN, "-d", "array:{root}/corrupt.npy"], 2, "corrupt.npy"),
     ("text file empty", [*TRAIN, "-d", "text:{root}/empty.txt"], 2, "is empty"),
     (
         "existing out folder",

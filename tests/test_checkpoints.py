@@ -16,12 +16,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from runkit import TINY_ARGS, cli, last_state, train_run
 
 from lipgan import runio
 from lipgan.errors import CheckpointError, LipganError
 from lipgan.models.mlp import MLPCritic
 from lipgan.runio import RunFolder, atomic_write_bytes, load_checkpoint, load_state
+
+from runkit import TINY_ARGS, cli, last_state, train_run
 
 
 class Payload:

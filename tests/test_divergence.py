@@ -13,7 +13,6 @@ import math
 
 import pytest
 import torch
-from runkit import TINY, TINY_ARGS, cli, last_state, parameters, stop_after, train_run
 from torch import nn
 
 from lipgan import engine
@@ -21,6 +20,8 @@ from lipgan.constraints import registry
 from lipgan.constraints.base import Constraint
 from lipgan.errors import DivergenceError
 from lipgan.runio import RunFolder, load_checkpoint
+
+from runkit import TINY, TINY_ARGS, cli, last_state, parameters, stop_after, train_run
 
 NAME = "test-nan-injection"
 N_CRITIC = 5

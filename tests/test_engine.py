@@ -6,11 +6,12 @@ import json
 
 import pytest
 import torch
-from testkit import tiny_config
 
 from lipgan import engine
 from lipgan.data.toy import ToyData
 from lipgan.runio import load_checkpoint
+
+from testkit import tiny_config
 
 
 def run(tmp_path, name="run", **changes):

@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from runkit import TINY, last_state, parameters, resume_run, stop_after, train_run
 
 from lipgan import engine
 from lipgan.config import load_toml
@@ -25,6 +24,8 @@ from lipgan.distributed import Processes
 from lipgan.errors import ConfigError
 from lipgan.runio import RunFolder, load_checkpoint, save_checkpoint
 from lipgan.runs import build_config
+
+from runkit import TINY, last_state, parameters, resume_run, stop_after, train_run
 
 K2 = 12
 

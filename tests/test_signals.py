@@ -14,9 +14,10 @@ import time
 from pathlib import Path
 
 import pytest
-from runkit import TINY_ARGS, cli, last_state
 
 from lipgan.runio import RunFolder
+
+from runkit import TINY_ARGS, cli, last_state
 
 
 def start_training(out: Path) -> subprocess.Popen:

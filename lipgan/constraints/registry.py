@@ -212,9 +212,17 @@ def build(spec: str, params: Mapping[str, Mapping[str, float]]) -> Constraint:
 
 
 def _typed(info: StrategyInfo, params: Mapping[str, float]) -> dict[str, Any]:
-    """Cast each value to the type of its default (ints stay ints)."""
+    """Cast each value to the type of its default; a whole-number parameter gets one."""
     signature = inspect.signature(info.factory).parameters
-    return {k: type(signature[k].default)(v) if k in signature else v for k, v in params.items()}
+    typed: dict[str, Any] = {}
+    for key, value in params.items():
+        default = signature[key].default if key in signature else None
+        if isinstance(default, int) and not isinstance(default, bool):
+            if not float(value).is_integer():
+                raise ConfigError(f"{info.name}.{key} must be a whole number, got {value:g}")
+            value = int(value)
+        typed[key] = value
+    return typed
 
 
 def optimizer_for(spec: str) -> OptimizerDefaults:

@@ -43,6 +43,8 @@ KINDS: dict[str, tuple[Loader, str, str]] = {}
 
 
 def _toy(name: str, options: dict[str, Any]) -> DataSource:
+    if name not in TOY_NAMES:  # e.g. '8gaussians:x': toy data take no argument
+        raise DataError(f"toy data take no ':' argument, got {name!r}; use e.g. --data 8gaussians")
     return ToyData(name)
 
 
@@ -52,6 +54,20 @@ for _name, _help in (
     ("swissroll", "swiss roll slice (2-D toy, paper)"),
 ):
     KINDS[_name] = (_toy, _name, _help)
+
+
+def _register_files() -> None:
+    from lipgan.data import images, text
+
+    KINDS["digits"] = (images.load_digits, "digits", "scikit-learn's 8x8 digits (1,797, labelled)")
+    KINDS["folder"] = (images.load_folder, "folder:DIR", "png/jpg/bmp images under DIR (nested)")
+    KINDS["mnist"] = (images.load_mnist, "mnist:DIR", "MNIST/Fashion-MNIST IDX files in DIR")
+    KINDS["cifar10"] = (images.load_cifar10, "cifar10:DIR", "CIFAR-10 python-version batches")
+    KINDS["array"] = (images.load_array, "array:FILE", ".npy/.npz images (N,H,W[,C]|N,C,H,W)")
+    KINDS["text"] = (text.load_text, "text:FILE", "UTF-8 text, character level (paper's LM)")
+
+
+_register_files()
 
 
 def load(spec: str, **options: Any) -> DataSource:
@@ -69,4 +85,12 @@ def restore(meta: dict[str, Any]) -> DataSource:
     """A source rebuilt from ``meta()`` that can write samples (not necessarily draw)."""
     if meta.get("kind") == "toy":
         return ToyData(meta["name"])
+    if meta.get("kind") == "images":
+        from lipgan.data.images import ImageSamples
+
+        return ImageSamples(meta)
+    if meta.get("kind") == "text":
+        from lipgan.data.text import TextSamples
+
+        return TextSamples.from_meta(meta)
     raise DataError(f"cannot restore data of kind {meta.get('kind')!r}; upgrade lipgan")

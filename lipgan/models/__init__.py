@@ -28,7 +28,44 @@ def _mlp(config: TrainConfig, meta: dict[str, Any]) -> tuple[nn.Module, nn.Modul
     return generator, critic
 
 
-ARCHITECTURES: dict[str, Builder] = {"mlp": _mlp}
+def _dcgan(config: TrainConfig, meta: dict[str, Any]) -> tuple[nn.Module, nn.Module]:
+    from lipgan.models.conv import DCGANCritic, DCGANGenerator, conv_width, image_shape
+
+    channels, side = image_shape(meta, "dcgan")
+    width = conv_width(config.hidden, side)
+    assert config.z_dim is not None  # resolved before models are built
+    generator = DCGANGenerator(config.z_dim, channels, side, width)
+    return generator, DCGANCritic(channels, side, width, config.critic_norm)
+
+
+def _resnet(config: TrainConfig, meta: dict[str, Any]) -> tuple[nn.Module, nn.Module]:
+    from lipgan.models.conv import conv_width, image_shape
+    from lipgan.models.resnet import ResNetCritic, ResNetGenerator
+
+    channels, side = image_shape(meta, "resnet")
+    width = conv_width(config.hidden, side)
+    assert config.z_dim is not None  # resolved before models are built
+    generator = ResNetGenerator(config.z_dim, channels, side, width)
+    return generator, ResNetCritic(channels, side, width, config.critic_norm)
+
+
+def _text(config: TrainConfig, meta: dict[str, Any]) -> tuple[nn.Module, nn.Module]:
+    from lipgan.models.conv import conv_width
+    from lipgan.models.text import TextCritic, TextGenerator, text_shape
+
+    seq_len, vocab = text_shape(meta)
+    width = conv_width(config.hidden)
+    assert config.z_dim is not None  # resolved before models are built
+    generator = TextGenerator(config.z_dim, seq_len, vocab, width)
+    return generator, TextCritic(seq_len, vocab, width, config.critic_norm)
+
+
+ARCHITECTURES: dict[str, Builder] = {
+    "mlp": _mlp,
+    "dcgan": _dcgan,
+    "resnet": _resnet,
+    "text": _text,
+}
 DEFAULT_FOR_FAMILY = {"points": "mlp", "images": "dcgan", "text": "text"}
 
 

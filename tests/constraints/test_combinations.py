@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from critickit import QuadraticCritic, batch_for, squared_norms
 from torch import nn
 from torch.testing import assert_close
 
@@ -13,6 +12,8 @@ from lipgan.constraints import Chain
 from lipgan.constraints.gradient_penalty import GradientPenalty
 from lipgan.constraints.spectral_norm import SpectralNormalization
 from lipgan.errors import ConfigError
+
+from critickit import QuadraticCritic, batch_for, squared_norms
 
 
 def build(spec: str, family: str = "images", **kwargs) -> registry.Constraint:

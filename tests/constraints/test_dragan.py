@@ -5,13 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from critickit import QuadraticCritic, batch_for, squared_norms
 from torch.testing import assert_close
 
 from lipgan import constraints as registry
 from lipgan.constraints import BatchRandom
 from lipgan.constraints.dragan import DraganPenalty, batch_std, perturb
 from lipgan.errors import ConfigError
+
+from critickit import QuadraticCritic, batch_for, squared_norms
 
 SHAPE = (5, 2, 3)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from runkit import train_run
 from torch import nn
 from torch.testing import assert_close
 
@@ -14,6 +13,8 @@ from lipgan.constraints import input_gradient, per_sample_norm
 from lipgan.constraints.spectral_norm import SpectralNormalization
 from lipgan.errors import ConfigError
 from lipgan.models.mlp import MLPCritic
+
+from runkit import train_run
 
 
 def normalised_layers(critic: nn.Module) -> list[nn.Module]:

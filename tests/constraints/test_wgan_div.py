@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
-from critickit import QuadraticCritic, batch_for, squared_norms
 from torch.testing import assert_close
 
 from lipgan import constraints as registry
 from lipgan.constraints.wgan_div import WassersteinDivergencePenalty
 from lipgan.errors import ConfigError
+
+from critickit import QuadraticCritic, batch_for, squared_norms
 
 SHAPE = (7, 2, 2)
 

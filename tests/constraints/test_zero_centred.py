@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from critickit import QuadraticCritic, batch_for, squared_norms
 from torch.testing import assert_close
 
 from lipgan import constraints as registry
@@ -19,6 +18,8 @@ from lipgan.constraints.zero_centred import (
     ZeroCentredGradientPenalty,
 )
 from lipgan.errors import ConfigError
+
+from critickit import QuadraticCritic, batch_for, squared_norms
 
 SHAPE = (6, 3, 4, 4)
 A = 0.7

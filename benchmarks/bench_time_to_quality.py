@@ -1,0 +1,138 @@
+"""Wall-clock time to reach W1 <= target on 8gaussians: lipgan's defaults vs a plain WGAN-GP.
+
+Usage:  python benchmarks/bench_time_to_quality.py [--repeats 2] [--target 0.12]
+                                                   [--max-iters 2000] [--set key=value ...]
+
+Both train the same toy MLP (3 x 512) at batch 256 with n_critic 5; the plain one is
+plain_wgan.py with lambda 0.1, Adam lr 1e-4, betas (0.5, 0.9) (the paper's toy script).
+lipgan runs ``TrainConfig()`` as `lipgan train` would (``--set`` changes a field, e.g.
+``--set penalty_every=4``). Every 50 iterations the clock stops, W1 against real data is
+measured exactly as `lipgan train` measures it (512 samples, fixed noise), and the
+clock restarts: time to quality counts training only. Each side runs in fresh
+interpreters, alternating, ``--repeats`` times; medians are reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from harness import machine_line  # noqa: E402
+
+EVERY = 50
+
+
+def worker(side: str, target: float, max_iters: int, threads: int, changes: dict) -> dict:
+    import torch
+
+    from lipgan import engine, models
+    from lipgan.config import TrainConfig, replace, validate
+    from lipgan.data.toy import ToyData
+    from lipgan.distributed import Processes
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    data = ToyData("8gaussians")
+    config = replace(TrainConfig(), **changes) if side == "lipgan" else TrainConfig()
+    validate(config)
+    config = engine.resolve(config, "points")
+    eval_z = engine._eval_noise(config, torch.device("cpu"))
+    eval_seed = config.seed + engine.EVAL_SEED_OFFSET
+    if side == "lipgan":
+        parts, _ = engine.build_parts(config, data, Processes())
+        generator = parts.generator
+
+        def iteration() -> None:
+            if config.schedule == "one-step":
+                engine.one_step_update(parts)
+                return
+            for _ in range(config.n_critic):
+                engine.critic_update(parts)
+            engine.generator_update(parts)
+    else:
+        from plain_wgan import PlainWGAN
+
+        generator, critic = models.build(config, data.meta())
+        rand = engine.BatchRandom(torch.Generator().manual_seed(0))
+        plain = PlainWGAN(generator, critic, lambda n: data.draw(rand, n), config.z_dim,
+                          256, penalty_weight=0.1, lr=1e-4, betas=(0.5, 0.9))  # fmt: skip
+        iteration = plain.iteration
+
+    trained, curve = 0.0, []
+    for step in range(1, max_iters + 1):
+        t0 = time.perf_counter()
+        iteration()
+        trained += time.perf_counter() - t0
+        if step % EVERY == 0:
+            with torch.no_grad():
+                w1 = data.evaluate(generator(eval_z), eval_seed)["quality/w1"]
+            curve.append((step, trained, w1))
+            if w1 <= target:
+                break
+    return {"curve": curve, "config": config.to_dict()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--target", type=float, default=0.12)
+    parser.add_argument("--max-iters", type=int, default=2000)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--set", action="append", default=[], help="lipgan config KEY=VALUE")
+    parser.add_argument("--worker", choices=["lipgan", "plain"])
+    parser.add_argument("--changes", default="{}")
+    args = parser.parse_args()
+    if args.worker:
+        result = worker(args.worker, args.target, args.max_iters, args.threads,
+                        json.loads(args.changes))  # fmt: skip
+        print(json.dumps(result))
+        return
+
+    changes = {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        changes[key] = json.loads(value) if value[:1].isdigit() or value[:1] in "-[" else value
+    header = machine_line(args.threads)
+    results: dict[str, list[dict]] = {"plain": [], "lipgan": []}
+    for r in range(args.repeats):
+        for side in ("plain", "lipgan") if r % 2 == 0 else ("lipgan", "plain"):
+            done = subprocess.run(
+                [sys.executable, __file__, "--worker", side, "--target", str(args.target),
+                 "--max-iters", str(args.max_iters), "--threads", str(args.threads),
+                 "--changes", json.dumps(changes)],
+                capture_output=True, text=True, check=True,
+            )  # fmt: skip
+            results[side].append(json.loads(done.stdout.strip().splitlines()[-1]))
+            print(f"repeat {r + 1}: {side} done", file=sys.stderr)
+
+    def reached(run: dict) -> tuple[int, float] | None:
+        step, seconds, w1 = run["curve"][-1]
+        return (step, seconds) if w1 <= args.target else None
+
+    print(f"{header}; target W1 <= {args.target}; lipgan changes: {changes or 'none'}\n")
+    print("| side | iterations to target | seconds to target (median) | ms / iter | runs |")
+    print("|---|---|---|---|---|")
+    summary = {}
+    for side, runs in results.items():
+        hits = [reached(run) for run in runs]
+        if not all(hits):
+            print(f"| {side} | not reached in {args.max_iters} | - | - | {len(runs)} |")
+            continue
+        seconds = statistics.median(h[1] for h in hits)
+        iters = statistics.median(h[0] for h in hits)
+        summary[side] = seconds
+        print(f"| {side} | {iters:.0f} | {seconds:.1f} | {1000 * seconds / iters:.1f} | "
+              f"{', '.join(f'{h[0]} it / {h[1]:.1f} s' for h in hits)} |")  # fmt: skip
+    if len(summary) == 2:
+        print(f"\nlipgan / plain time to target: {summary['lipgan'] / summary['plain']:.2f}")
+
+
+if __name__ == "__main__":
+    main()

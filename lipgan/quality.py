@@ -1,0 +1,265 @@
+"""Sample-quality measures that need no download (docs/quality.md).
+
+- Frechet distance between Gaussians fitted to classifier features of generated and
+  real images. The classifier is a small CNN trained here, once per data set, on CPU,
+  and cached (``LIPGAN_CACHE_DIR``, else the platform cache folder) with its test
+  accuracy beside it; FID's Inception weights would need a download.
+- Jensen-Shannon divergence (in nats: 0 for equal distributions, ln 2 for disjoint
+  ones) between character n-gram distributions, as in the paper's language model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+import os
+import sys
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from lipgan.runio import atomic_write_bytes, atomic_write_text
+
+if TYPE_CHECKING:
+    from lipgan.data.images import ImageData
+
+CLASSIFIER_VERSION = 1  # bump when FeatureNet or its training changes: old caches go stale
+FEATURES = 64
+REFERENCE_IMAGES = 10_000
+
+
+# --- Jensen-Shannon divergence of n-gram distributions ----------------------------------------
+
+
+def ngram_counts(strings: Iterable[str], n: int) -> Counter[str]:
+    """Counts of the character n-grams inside each string (none span two strings)."""
+    counts: Counter[str] = Counter()
+    for s in strings:
+        counts.update(s[i : i + n] for i in range(len(s) - n + 1))
+    return counts
+
+
+def js_divergence(p: Mapping[str, float], q: Mapping[str, float]) -> float:
+    """Jensen-Shannon divergence in nats of two count tables (normalised here).
+
+    0 for identical distributions, ln 2 for disjoint ones; NaN when either is empty.
+    """
+    keys = sorted(set(p) | set(q))
+    a = np.array([p.get(k, 0) for k in keys], dtype=np.float64)
+    b = np.array([q.get(k, 0) for k in keys], dtype=np.float64)
+    if a.sum() <= 0 or b.sum() <= 0:
+        return float("nan")
+    a, b = a / a.sum(), b / b.sum()
+    m = (a + b) / 2
+
+    def kl(x: np.ndarray) -> float:
+        nz = x > 0
+        return float((x[nz] * np.log(x[nz] / m[nz])).sum())
+
+    return max(0.0, 0.5 * kl(a) + 0.5 * kl(b))
+
+
+# --- Frechet distance ------------------------------------------------------------------------
+
+
+def gaussian_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and covariance (unbiased) of features (n, d)."""
+    features = np.asarray(features, dtype=np.float64)
+    return features.mean(axis=0), np.cov(features, rowvar=False)
+
+
+def frechet_distance(
+    mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray
+) -> float:
+    """||mu1 - mu2||^2 + Tr(S1 + S2 - 2 (S1 S2)^(1/2)): the Frechet (2-Wasserstein squared)
+    distance between two Gaussians. A near-singular product gets a tiny ridge, as in FID."""
+    from scipy.linalg import sqrtm
+
+    mu1, mu2 = np.atleast_1d(mu1), np.atleast_1d(mu2)
+    sigma1, sigma2 = np.atleast_2d(sigma1), np.atleast_2d(sigma2)
+    if not all(np.isfinite(a).all() for a in (mu1, mu2, sigma1, sigma2)):
+        return float("nan")
+    diff = mu1 - mu2
+    covmean = sqrtm(sigma1 @ sigma2)
+    if not np.isfinite(covmean).all():
+        ridge = np.eye(len(sigma1)) * 1e-6
+        covmean = sqrtm((sigma1 + ridge) @ (sigma2 + ridge))
+    covmean = np.real(covmean)
+    value = diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean)
+    return float(max(value, 0.0))
+
+
+# --- the feature classifier ---------------------------------------------------------------
+
+
+class FeatureNet(nn.Module):
+    """A small CNN classifier; ``features`` is its 64-d penultimate layer (pre-ReLU)."""
+
+    def __init__(self, channels: int, size: int, classes: int) -> None:
+        super().__init__()
+        first = 2 if size >= 16 else 1
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, 32, 3, first, 1), nn.ReLU(),
+            nn.Conv2d(32, 32, 3, 2, 1), nn.ReLU(),
+            nn.Conv2d(32, 64, 3, 1, 1), nn.ReLU(),
+            nn.Conv2d(64, 64, 3, 2, 1), nn.ReLU(),
+            nn.AdaptiveAvgPool2d(2), nn.Flatten(),
+            nn.Linear(256, FEATURES),
+        )  # fmt: skip
+        self.head = nn.Linear(FEATURES, classes)
+
+    def features(self, x: Tensor) -> Tensor:
+        return self.body(x)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(F.relu(self.body(x)))
+
+
+def cache_dir() -> Path:
+    """``LIPGAN_CACHE_DIR``, else the platform's user cache folder + /lipgan."""
+    if os.environ.get("LIPGAN_CACHE_DIR"):
+        return Path(os.environ["LIPGAN_CACHE_DIR"]).expanduser()
+    home = Path.home()
+    if sys.platform == "darwin":
+        return home / "Library" / "Caches" / "lipgan"
+    if sys.platform == "win32":
+        return Path(os.environ.get("LOCALAPPDATA", home / "AppData" / "Local")) / "lipgan" / "Cache"
+    return Path(os.environ.get("XDG_CACHE_HOME") or home / ".cache") / "lipgan"
+
+
+def data_key(images: Tensor, labels: Tensor) -> str:
+    """Content hash of the training images, labels and classifier version."""
+    digest = hashlib.sha256()
+    digest.update(f"v{CLASSIFIER_VERSION}:{tuple(images.shape)}".encode())
+    digest.update(images.contiguous().numpy().tobytes())
+    digest.update(labels.numpy().astype(np.int64).tobytes())
+    return digest.hexdigest()[:24]
+
+
+@torch.no_grad()
+def _batched(fn: Any, x: Tensor, batch: int = 1024) -> Tensor:
+    return torch.cat([fn(chunk) for chunk in x.split(batch)])
+
+
+def train_classifier(train: Tensor, labels: Tensor, classes: int, seed: int = 0) -> FeatureNet:
+    """A few hundred Adam steps (about 3 epochs, 300 to 800 steps): seconds to a minute.
+
+    Runs inside ``fork_rng`` so it never moves the caller's global random state.
+    """
+    from lipgan.data.images import to_float
+
+    n, c, h, _ = train.shape
+    steps = min(800, max(300, 3 * n // 128))
+    with torch.random.fork_rng(devices=[]), torch.enable_grad():  # callers may be in no_grad
+        torch.manual_seed(seed)
+        net = FeatureNet(c, h, classes)
+        opt = torch.optim.Adam(net.parameters(), lr=2e-3)
+        order = torch.Generator().manual_seed(seed)
+        for step in range(steps):
+            idx = torch.randint(n, (128,), generator=order)
+            loss = F.cross_entropy(net(to_float(train[idx])), labels[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if step == int(steps * 0.75):
+                for group in opt.param_groups:
+                    group["lr"] *= 0.2
+    return net.eval()
+
+
+def load_or_train(
+    train: Tensor,
+    train_labels: Tensor,
+    heldout: Tensor,
+    heldout_labels: Tensor,
+    name: str = "",
+) -> tuple[FeatureNet, dict[str, Any]]:
+    """The cached classifier for this data (trained and cached on first use) and its info."""
+    from lipgan.data.images import to_float
+
+    classes = int(max(train_labels.max(), heldout_labels.max())) + 1
+    key = data_key(train, train_labels)
+    folder = cache_dir() / "frechet"
+    weights, info_path = folder / f"{key}.pt", folder / f"{key}.json"
+    _, c, h, _ = train.shape
+    with torch.random.fork_rng(devices=[]):  # initial weights are overwritten: no RNG use
+        net = FeatureNet(c, h, classes)
+    if weights.is_file() and info_path.is_file():
+        try:
+            net.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+            return net.eval(), json.loads(info_path.read_text(encoding="utf-8"))
+        except (RuntimeError, OSError, ValueError, EOFError, KeyError):
+            pass  # a damaged or stale cache entry: train again and overwrite it
+    net = train_classifier(train, train_labels, classes)
+    predicted = _batched(lambda x: net(to_float(x)).argmax(1), heldout)
+    info = {
+        "data": name,
+        "classifier_version": CLASSIFIER_VERSION,
+        "test_accuracy": round(float((predicted == heldout_labels).float().mean()), 4),
+        "train_images": len(train),
+        "test_images": len(heldout),
+        "classes": classes,
+        "features": FEATURES,
+    }
+    buffer = io.BytesIO()
+    torch.save(net.state_dict(), buffer)
+    atomic_write_bytes(weights, buffer.getvalue())
+    atomic_write_text(info_path, json.dumps(info, indent=2) + "\n")
+    return net, info
+
+
+class FrechetScorer:
+    """Frechet distance of generated images to the training split, with its noise floor.
+
+    Both the score and the floor use the same number m = min(n, held-out size) of
+    images, so the floor is what real, unseen images of the same count score.
+    """
+
+    def __init__(
+        self, net: FeatureNet, info: dict[str, Any], reference: Tensor, heldout: Tensor
+    ) -> None:
+        self.net = net
+        self.info = info
+        self.reference = gaussian_stats(self.features(reference))
+        self.heldout_features = self.features(heldout)
+        self._floors: dict[int, float] = {}
+
+    @classmethod
+    def for_data(cls, data: ImageData) -> FrechetScorer:
+        if data.train_labels is None or data.heldout_labels is None:
+            raise ValueError("Frechet scoring needs labelled data")
+        net, info = load_or_train(
+            data.train, data.train_labels, data.heldout, data.heldout_labels, data.name
+        )
+        step = max(1, math.ceil(len(data.train) / REFERENCE_IMAGES))
+        return cls(net, info, data.train[::step], data.heldout)
+
+    def features(self, images: Tensor) -> np.ndarray:
+        """Features of uint8 or [-1, 1] float images, as float64 numpy."""
+        from lipgan.data.images import to_float
+
+        x = to_float(images) if images.dtype == torch.uint8 else images.detach().float().cpu()
+        return _batched(self.net.features, x).double().numpy()
+
+    def evaluate(self, fake: Tensor) -> dict[str, float]:
+        m = min(len(fake), len(self.heldout_features))
+        if m < 2:
+            return {}
+        if m not in self._floors:
+            self._floors[m] = frechet_distance(
+                *gaussian_stats(self.heldout_features[:m]), *self.reference
+            )
+        fake_features = self.features(fake[:m])
+        if not np.isfinite(fake_features).all():
+            score = float("nan")
+        else:
+            score = frechet_distance(*gaussian_stats(fake_features), *self.reference)
+        return {"quality/frechet": score, "quality/frechet_floor": self._floors[m]}
