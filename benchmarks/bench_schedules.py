@@ -19,12 +19,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import resource
+import os
 import statistics
-import subprocess
 import sys
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from harness import (  # noqa: E402
+    added_rss_mb,
+    interleaved_rounds,
+    machine_line,
+    median_ms,
+    peak_rss_mb,
+    round_medians_ms,
+)
 
 CONFIGS = [
     ("none", "alternating"),
@@ -36,14 +45,14 @@ CONFIGS = [
 
 def worker(constraint: str, schedule: str, iters: int, warmup: int, threads: int) -> dict:
     """Runs in a fresh interpreter: build, time, report JSON."""
-    import gc
-
     import torch
 
     from lipgan import engine
     from lipgan.config import TrainConfig, validate
     from lipgan.data.toy import ToyData
     from lipgan.distributed import Processes
+
+    from harness import time_iterations
 
     torch.set_num_threads(threads)
     config = TrainConfig(constraint=constraint, schedule=schedule, n_critic=1, batch_size=256)
@@ -58,18 +67,7 @@ def worker(constraint: str, schedule: str, iters: int, warmup: int, threads: int
             engine.critic_update(parts)
             engine.generator_update(parts)
 
-    gc.collect()
-    rss_built = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    for _ in range(warmup):
-        iteration()
-    times = []
-    for _ in range(iters):
-        t0 = time.perf_counter()
-        iteration()
-        times.append(time.perf_counter() - t0)
-    rss_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    assert torch.isfinite(parts.window).all()
-    return {"times": times, "rss_built_kb": rss_built, "rss_peak_kb": rss_peak}
+    return time_iterations(iteration, iters, warmup)
 
 
 def main() -> None:
@@ -85,26 +83,13 @@ def main() -> None:
         print(json.dumps(result))
         return
 
-    import torch
-
-    results: dict[tuple[str, str], list[dict]] = {c: [] for c in CONFIGS}
     t_start = time.perf_counter()
-    for r in range(args.rounds):
-        order = CONFIGS[r % len(CONFIGS) :] + CONFIGS[: r % len(CONFIGS)]
-        for constraint, schedule in order:
-            out = subprocess.run(
-                [sys.executable, __file__, "--worker", constraint, schedule,
-                 "--iters", str(args.iters), "--warmup", str(args.warmup),
-                 "--threads", str(args.threads)],
-                capture_output=True, text=True, check=True,
-            )  # fmt: skip
-            results[constraint, schedule].append(json.loads(out.stdout.strip().splitlines()[-1]))
-            print(f"round {r + 1}/{args.rounds}: {constraint} {schedule} done", file=sys.stderr)
-
-    print(f"torch {torch.__version__}, Python {platform.python_version()}, "
-          f"{platform.machine()}, nproc {_nproc()}, {args.threads} torch thread(s) per worker; "
-          f"{args.rounds} rounds x {args.iters} timed iterations (+{args.warmup} warm-up), "
-          f"total {time.perf_counter() - t_start:.0f} s\n")  # fmt: skip
+    header = machine_line(args.threads)
+    extra = ["--iters", str(args.iters), "--warmup", str(args.warmup),
+             "--threads", str(args.threads)]  # fmt: skip
+    results = interleaved_rounds(__file__, CONFIGS, args.rounds, extra)
+    print(f"{header}; {args.rounds} rounds x {args.iters} timed iterations "
+          f"(+{args.warmup} warm-up), total {time.perf_counter() - t_start:.0f} s\n")  # fmt: skip
     print(
         "| constraint | schedule | median ms / iter | IQR ms | round medians ms "
         "| peak RSS MB | RSS added by steps MB |"
@@ -113,18 +98,10 @@ def main() -> None:
     for (constraint, schedule), runs in results.items():
         times = [t * 1e3 for run in runs for t in run["times"]]
         q1, _, q3 = statistics.quantiles(times, n=4)
-        rounds = ", ".join(f"{statistics.median(run['times']) * 1e3:.1f}" for run in runs)
-        peak = statistics.median(run["rss_peak_kb"] / 1024 for run in runs)
         added = [(run["rss_peak_kb"] - run["rss_built_kb"]) / 1024 for run in runs]
-        print(f"| {constraint} | {schedule} | {statistics.median(times):.1f} | "
-              f"{q1:.1f}-{q3:.1f} | {rounds} | {peak:.0f} | "
-              f"{statistics.median(added):.1f} ({min(added):.1f}-{max(added):.1f}) |")  # fmt: skip
-
-
-def _nproc() -> int:
-    import os
-
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        print(f"| {constraint} | {schedule} | {median_ms(runs):.1f} | {q1:.1f}-{q3:.1f} | "
+              f"{round_medians_ms(runs)} | {peak_rss_mb(runs):.0f} | "
+              f"{added_rss_mb(runs):.1f} ({min(added):.1f}-{max(added):.1f}) |")  # fmt: skip
 
 
 if __name__ == "__main__":
