@@ -52,6 +52,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # help texts are plain: "[default: 5]" must not vanish as markup
 )
 
 
@@ -82,6 +83,10 @@ Data = Annotated[
 ]
 Iters = Annotated[int | None, typer.Option(help="Generator iterations [default: 1000].")]
 Seed = Annotated[int | None, typer.Option(help="Random seed [default: 0].")]
+TensorBoard = Annotated[
+    bool,
+    typer.Option(help="Also log to TensorBoard (needs: pip install lipgan[tensorboard])."),
+]
 
 
 def _floats(text: str | None, option: str, count: int | None = None) -> list[float] | None:
@@ -195,6 +200,9 @@ def train(
     eval_samples: Annotated[int | None, typer.Option(help="Samples for metrics [512].")] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu or cuda [auto].")] = None,
     precision: Annotated[str | None, typer.Option(help="fp32, bf16 or fp16 [fp32].")] = None,
+    threads: Annotated[
+        int | None, typer.Option(help="torch CPU threads [torch's choice; 1 on a busy machine].")
+    ] = None,
     compile: Annotated[
         bool | None, typer.Option("--compile/--no-compile", help="torch.compile where sound.")
     ] = None,
@@ -214,11 +222,13 @@ def train(
     nproc: Annotated[
         int, typer.Option(help="Data-parallel processes (launches torchrun) [1].")
     ] = 1,
+    tensorboard: TensorBoard = False,
 ) -> None:
     """Train a WGAN with one Lipschitz strategy and write a run folder."""
     given = dict(locals())  # first: every option, by its config field name
     from lipgan import runs
     from lipgan.config import TrainConfig
+    from lipgan.engine import default_out as engine_default_out
     from lipgan.reporting import train_with_progress
 
     overrides: dict[str, Any] = {
@@ -229,12 +239,20 @@ def train(
         constraint_options=_options(option),
         out=None if out is None else str(out),
     )
+    if nproc < 1:
+        raise typer.BadParameter("must be >= 1", param_hint="--nproc")
+    if tensorboard:  # before any folder is claimed or replaced
+        from lipgan.tensorboard import require_tensorboard
+
+        require_tensorboard()
     if nproc > 1:
         from lipgan.launch import launch
 
-        raise typer.Exit(launch(nproc, sys.argv[1:]))
-    if nproc < 1:
-        raise typer.BadParameter("--nproc must be >= 1", param_hint="--nproc")
+        argv = sys.argv[sys.argv.index("train") :] if "train" in sys.argv else ["train"]
+        target = None
+        if resume is None:  # every process must write to (and only rank 0 writes) one folder
+            target = str(out or engine_default_out(runs.build_config(config, overrides)))
+        raise typer.Exit(launch(nproc, argv, target))
     if resume is not None:
         if config is not None or overwrite:
             raise typer.BadParameter(
@@ -243,8 +261,15 @@ def train(
         prepared = runs.prepare_resume(resume, overrides)
     else:
         prepared = runs.prepare(runs.build_config(config, overrides), overwrite)
+    logger = None
+    if tensorboard:
+        from lipgan.tensorboard import TensorBoardLogger
+
+        logger = TensorBoardLogger(prepared.run_dir / "tensorboard", prepared.run_dir)
     with _stop_on_signals() as should_stop:
-        train_with_progress(prepared, should_stop)
+        train_with_progress(prepared, should_stop, extra=logger)
+    if logger is not None:
+        logger.close()
 
 
 @app.command()
@@ -296,6 +321,87 @@ def data_kinds() -> None:
     for _, usage, help_text in datasets.KINDS.values():
         table.add_row(usage, help_text)
     Console(width=max(Console().width, 120)).print(table)
+
+
+@app.command()
+def compare(
+    constraints: Annotated[
+        str, typer.Option(help="Strategies to compare, comma-separated ('+' chains one).")
+    ] = "clip,gp,gp-one-sided,fd,none",
+    data: Data = None,
+    iters: Iters = None,
+    seed: Seed = None,
+    n_critic: Annotated[
+        int | None, typer.Option(help="Critic steps per generator step [default: 5].")
+    ] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Batch size [default: 256].")] = None,
+    hidden: Annotated[int | None, typer.Option(help="MLP width / base channels [512].")] = None,
+    critic_layers: Annotated[
+        int | None,
+        typer.Option(help="Critic hidden layers; deeper shows clipping's gradient decay [3]."),
+    ] = None,
+    generator_layers: Annotated[
+        int | None, typer.Option(help="MLP generator hidden layers [3].")
+    ] = None,
+    log_every: Annotated[int | None, typer.Option(help="Metrics every k iterations [50].")] = None,
+    eval_samples: Annotated[int | None, typer.Option(help="Samples for metrics [512].")] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu or cuda [auto].")] = None,
+    clip_values: Annotated[
+        str, typer.Option(help="Clipping bounds c; each adds a run clip@c ('' for one run).")
+    ] = "0.1,0.01,0.001",
+    threshold: Annotated[
+        float | None,
+        typer.Option(help="Quality threshold for the time-to-threshold columns [2x W1 floor]."),
+    ] = None,
+    jobs: Annotated[int, typer.Option(help="Runs trained in parallel processes.")] = 1,
+    threads: Annotated[
+        int | None, typer.Option(help="torch CPU threads per run [all cores / jobs].")
+    ] = None,
+    critic_only: Annotated[
+        bool,
+        typer.Option(help="Fit only critics against real data + noise (paper Fig. 2)."),
+    ] = False,
+    noise_std: Annotated[
+        float, typer.Option(help="Critic-only: std of the noise added to real data.")
+    ] = 1.0,
+    tensorboard: TensorBoard = False,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Report folder [reports/compare__<data>__s<seed>__<time>]."),
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing report folder.")] = False,
+) -> None:
+    """Train several strategies with the same seed, data and budget; write a report."""
+    given = dict(locals())
+    from lipgan import compare as comparing
+    from lipgan import runs
+    from lipgan.config import TrainConfig
+    from lipgan.report import run_compare
+
+    fields = set(TrainConfig.__dataclass_fields__) - {"out"}  # --out is the report folder
+    base = runs.build_config(None, {k: v for k, v in given.items() if k in fields})
+    entries = comparing.plan(constraints, _floats(clip_values, "--clip-values"))
+    setup = comparing.setup(
+        base, entries, out, overwrite=overwrite, jobs=jobs, threshold=threshold,
+        critic_only=critic_only, noise_std=noise_std, tensorboard=tensorboard,
+        command="lipgan " + " ".join(sys.argv[1:]), threads=threads,
+    )  # fmt: skip
+    with _stop_on_signals() as should_stop:
+        run_compare(setup, should_stop)
+
+
+@app.command()
+def diagnose(
+    run: Annotated[Path, typer.Argument(help="A run folder written by `lipgan train`.")],
+    out: Annotated[Path | None, typer.Option(help="Output folder [RUN/diagnostics].")] = None,
+    threshold: Annotated[
+        float | None, typer.Option(help="Quality threshold for steps/seconds to reach it.")
+    ] = None,
+) -> None:
+    """Draw the compare's figures and table for one finished run."""
+    from lipgan.report import run_diagnose
+
+    run_diagnose(run, out, threshold)
 
 
 def main() -> None:

@@ -102,6 +102,8 @@ class TrainConfig:
     """'auto', 'cpu' or 'cuda'."""
     precision: str = "fp32"
     """'fp32', 'bf16' (autocast) or 'fp16' (autocast + gradient scaler, CUDA only)."""
+    threads: int | None = None
+    """torch CPU threads (default: torch's choice; 1 is faster on a busy shared machine)."""
     compile: bool = False
     """torch.compile the parts that are sound to compile."""
     on_nan: str = "stop"
@@ -243,6 +245,7 @@ LOWER_BOUNDS: dict[str, tuple[float, bool]] = {
     "keep": (1, True),
     "eval_samples": (16, True),
     "max_rollbacks": (0, True),
+    "threads": (1, True),
 }
 
 MAX_SEED = 2**32 - 1

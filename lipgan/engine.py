@@ -523,6 +523,8 @@ def train(
     Returns the summary written to summary.json.
     """
     report = on_progress or (lambda progress: None)
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
     processes = distributed.setup(config.device)
     try:
         data = data or datasets.load(config.data, **_data_options(config))

@@ -42,8 +42,12 @@ def describe(metrics: dict[str, float]) -> str:
 
 
 def train_with_progress(
-    prepared: PreparedRun, should_stop: Callable[[], int | None], console: Console | None = None
+    prepared: PreparedRun,
+    should_stop: Callable[[], int | None],
+    console: Console | None = None,
+    extra: Callable[[engine.Progress], None] | None = None,
 ) -> dict:
+    """Train with a live display; ``extra`` also receives every Progress (TensorBoard)."""
     console = console or Console(highlight=False)
     is_main = int(os.environ.get("RANK", "0")) == 0
     config = prepared.config
@@ -67,6 +71,8 @@ def train_with_progress(
     )
 
     def on_progress(progress: engine.Progress) -> None:
+        if extra is not None:
+            extra(progress)
         if progress.message and is_main:
             bar.console.print(progress.message)
         if progress.metrics is not None and is_main:

@@ -112,7 +112,7 @@ def check_writable(run_dir: Path) -> None:
 
 
 # Options that may change when a run is resumed: the budget and the bookkeeping.
-RESUMABLE = {"iters", "log_every", "sample_every", "checkpoint_every", "keep", "device"}
+RESUMABLE = {"iters", "log_every", "sample_every", "checkpoint_every", "keep", "device", "threads"}
 
 
 def prepare_resume(run_dir: Path, overrides: dict[str, Any]) -> PreparedRun:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from testkit import tiny_config
 
 from lipgan import engine
+
+from testkit import tiny_config
 
 
 def run(tmp_path, name, **changes):

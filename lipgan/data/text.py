@@ -60,12 +60,13 @@ class Vocabulary:
         return torch.tensor(codes, dtype=torch.long)
 
     def decode(self, codes: Tensor) -> str:
-        return "".join(self.chars[int(i)] for i in codes)
+        return "".join(map(self.chars.__getitem__, codes.tolist()))
 
     def decode_batch(self, samples: Tensor) -> list[str]:
         """(n, seq_len, vocab) scores or probabilities -> n strings by argmax."""
-        codes = samples.detach().argmax(dim=-1).cpu()
-        return [self.decode(row) for row in codes]
+        chars = self.chars
+        rows = samples.detach().argmax(dim=-1).cpu().tolist()
+        return ["".join(map(chars.__getitem__, row)) for row in rows]
 
 
 def normalise(text: str) -> str:

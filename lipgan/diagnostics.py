@@ -1,0 +1,348 @@
+"""Why a strategy wins: the numbers behind the paper's Figure 1 and their pictures.
+
+Every measurement here takes a critic (and samples) and nothing else, so the same code
+serves ``lipgan compare`` (many runs), ``lipgan diagnose RUN`` (one finished run) and
+the critic-only mode (no generator at all):
+
+- ``layer_gradient_norms``: ||dL_D/dW_k|| per sample for every weight tensor W_k of the
+  critic, input to output. Under weight clipping these shrink or grow geometrically with depth
+  (paper, Fig. 1 left); under a gradient penalty they stay within an order of magnitude.
+- ``critic_weights`` / ``fraction_at_bound``: clipped weights pile up at +-c (Fig. 1 right).
+- ``interpolate_grad_norms``: ||grad_x D(x_hat)|| on real-fake interpolates, the quantity
+  the gradient penalty pulls to 1.
+- ``lipschitz_estimate``: max |D(x) - D(y)| / ||x - y|| over sampled pairs, a lower bound
+  on the critic's true Lipschitz constant.
+
+The figure functions at the end draw these with matplotlib (Agg) through
+``plots.save_figure``.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from lipgan.constraints.base import BatchRandom, input_gradient, interpolate, per_sample_norm
+from lipgan.plots import _pyplot, draw_points, save_figure
+
+AT_BOUND_TOLERANCE = 1e-3
+"""A weight counts as 'at +-c' when it lies within this fraction of c of the bound."""
+
+
+# --- measurements ---------------------------------------------------------------------------
+
+
+def weight_parameters(critic: nn.Module) -> list[tuple[str, Tensor]]:
+    """The critic's weight tensors (matrices and kernels, not biases), input to output.
+
+    Parameters are registered in forward order by every lipgan architecture, so the
+    list index is the layer's depth.
+    """
+    return [(name, p) for name, p in critic.named_parameters() if p.dim() >= 2]
+
+
+def layer_gradient_norms(
+    critic: nn.Module, real: Tensor, fake: Tensor, samples: int = 16
+) -> list[tuple[str, float]]:
+    """(weight name, mean over samples of ||d loss_i / dW||), input layer first.
+
+    loss_i is sample i's term of the unpenalised critic loss: D(fake_i) for a generated
+    sample, -D(real_i) for a real one. Per sample, not on the batch mean: on the mean
+    E[D(fake)] - E[D(real)] the input-independent part of every layer's gradient cancels
+    between the two sets, which scales all layers alike and hides the geometric
+    decay or growth with depth that vanishing/exploding gradients are about. The
+    penalty is left out so every strategy is measured on the same quantity.
+    """
+    params = weight_parameters(critic)
+    if not params:
+        return []
+    tensors = [p for _, p in params]
+    totals = torch.zeros(len(tensors), dtype=torch.float64)
+    count = 0
+    for batch, sign in ((fake[:samples], 1.0), (real[:samples], -1.0)):
+        for i in range(batch.shape[0]):
+            loss = sign * critic(batch[i : i + 1]).sum()
+            grads = torch.autograd.grad(loss, tensors, allow_unused=True)
+            totals += torch.tensor(
+                [0.0 if g is None else float(g.detach().double().norm()) for g in grads]
+            )
+            count += 1
+    means = (totals / max(count, 1)).tolist()
+    return [(name, value) for (name, _), value in zip(params, means, strict=True)]
+
+
+def critic_weights(critic: nn.Module) -> np.ndarray:
+    """Every weight (not bias) of the critic as one flat float array."""
+    params = weight_parameters(critic)
+    if not params:
+        return np.zeros(0, dtype=np.float32)
+    return torch.cat([p.detach().float().flatten().cpu() for _, p in params]).numpy()
+
+
+def fraction_at_bound(
+    weights: np.ndarray, c: float, tolerance: float = AT_BOUND_TOLERANCE
+) -> float:
+    """Fraction of ``weights`` with |w| >= c * (1 - tolerance): piled up at +-c."""
+    if len(weights) == 0:
+        return float("nan")
+    return float((np.abs(weights) >= c * (1 - tolerance)).mean())
+
+
+def interpolate_grad_norms(critic: nn.Module, real: Tensor, fake: Tensor, seed: int) -> Tensor:
+    """||grad_x D(x_hat)|| per sample on interpolates with one eps per sample."""
+    rand = BatchRandom(torch.Generator().manual_seed(seed), device=str(real.device))
+    x_hat = interpolate(real, fake.to(real.dtype), rand)
+    _, grad = input_gradient(critic, x_hat, create_graph=False)
+    # No 1e-6 floor (per_sample_norm's NaN guard): a dead clipped critic shows its true size.
+    return grad.detach().flatten(1).double().norm(dim=1)
+
+
+def lipschitz_estimate(
+    critic: nn.Module, points: Tensor, seed: int, pairs: int = 4096, step: float = 1e-2
+) -> float:
+    """max |D(x) - D(y)| / ||x - y|| over random pairs and over short steps along grad D.
+
+    Random pairs probe the critic globally; a step of ``step`` (relative to the points'
+    spread) along each point's own gradient direction probes where the slope is
+    steepest, so a linear critic D(x) = w.x gives exactly ||w||. Either way the result
+    is a lower bound on the true constant: a 1-Lipschitz critic gives <= 1.
+    """
+    g = torch.Generator().manual_seed(seed)
+    # In float64 on a copy: a dead clipped critic's differences (~1e-11 on values ~1e-2)
+    # are below float32's resolution and would read as exactly 0.
+    critic = copy.deepcopy(critic).double()
+    points = points.detach().double()
+    n = points.shape[0]
+    with torch.no_grad():
+        i = torch.randint(n, (pairs,), generator=g).to(points.device)
+        j = torch.randint(n, (pairs,), generator=g).to(points.device)
+        keep = i != j
+        x, y = points[i[keep]], points[j[keep]]
+        distance = per_sample_norm(x - y)
+        keep = distance > 1e-6
+        ratios = [((critic(x[keep]) - critic(y[keep])).abs().float() / distance[keep]).flatten()]
+    _, grad = input_gradient(critic, points, create_graph=False)
+    norm = per_sample_norm(grad)
+    moving = norm > 1e-12
+    if moving.any():
+        spread = float(per_sample_norm(points - points.mean(0, keepdim=True)).mean())
+        h = step * max(spread, 1e-3)
+        view = (-1,) + (1,) * (points.dim() - 1)
+        direction = grad[moving] / norm[moving].view(view).to(grad.dtype)
+        start = points[moving]
+        with torch.no_grad():
+            rise = (critic(start + h * direction) - critic(start)).abs().float() / h
+        ratios.append(rise.flatten())
+    values = torch.cat(ratios)
+    values = values[torch.isfinite(values)]
+    return float(values.max()) if len(values) else float("nan")
+
+
+@dataclass
+class CriticReport:
+    """What the diagnostics measured on one critic (one strategy)."""
+
+    layer_names: list[str]
+    layer_norms: list[float]
+    weights: np.ndarray
+    interp_norms: np.ndarray
+    lipschitz: float
+    clip_value: float | None = None
+    at_bound: float | None = None
+    """Fraction of weights within 1e-3 * c of +-c; None when the run does not clip."""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def numbers(self) -> dict[str, Any]:
+        """The plain-data part, for results.json."""
+        interp = self.interp_norms
+        return {
+            "layer_gradient_norms": dict(zip(self.layer_names, self.layer_norms, strict=True)),
+            "grad_norm_interp_mean": _num(interp.mean()) if len(interp) else None,
+            "grad_norm_interp_std": _num(interp.std()) if len(interp) else None,
+            "lipschitz_estimate": _num(self.lipschitz),
+            "clip_value": self.clip_value,
+            "weights_at_bound": None if self.at_bound is None else _num(self.at_bound),
+            "weight_count": len(self.weights),
+        }
+
+
+def _num(value: Any) -> float | None:
+    """12 significant digits (not decimals: a vanishing gradient of 1e-12 must stay > 0)."""
+    value = float(value)
+    return float(f"{value:.12g}") if math.isfinite(value) else None
+
+
+def examine_critic(
+    critic: nn.Module,
+    real: Tensor,
+    fake: Tensor,
+    seed: int,
+    clip_value: float | None = None,
+) -> CriticReport:
+    """Every diagnostic of one critic on one batch of real and generated samples."""
+    was_training = critic.training
+    critic.eval()
+    try:
+        layers = layer_gradient_norms(critic, real, fake)
+        interp = interpolate_grad_norms(critic, real, fake, seed)
+        rand = BatchRandom(torch.Generator().manual_seed(seed + 1), device=str(real.device))
+        x_hat = interpolate(real, fake.to(real.dtype), rand)
+        lipschitz = lipschitz_estimate(critic, torch.cat([real, fake.to(real.dtype), x_hat]), seed)
+    finally:
+        critic.train(was_training)
+    weights = critic_weights(critic)
+    return CriticReport(
+        layer_names=[name for name, _ in layers],
+        layer_norms=[norm for _, norm in layers],
+        weights=weights,
+        interp_norms=interp.float().cpu().numpy(),
+        lipschitz=lipschitz,
+        clip_value=clip_value,
+        at_bound=None if clip_value is None else fraction_at_bound(weights, clip_value),
+    )
+
+
+# --- figures ------------------------------------------------------------------------------
+
+Series = Mapping[str, tuple[Sequence[float], Sequence[float]]]
+"""name -> (x values, y values), one line per strategy."""
+
+
+def _grid(count: int, size: float = 3.6):
+    plt = _pyplot()
+    ncols = min(count, 4)
+    nrows = math.ceil(count / ncols)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(size * ncols, size * nrows), squeeze=False, layout="constrained"
+    )
+    for ax in axes.flat[count:]:
+        ax.axis("off")
+    return fig, list(axes.flat[:count])
+
+
+def figure_points(
+    path: Path,
+    panels: Sequence[tuple[str, np.ndarray, np.ndarray, nn.Module | None]],
+    title: str,
+) -> None:
+    """One panel per strategy: real and generated points over the critic's value surface."""
+    from matplotlib.ticker import FormatStrFormatter
+
+    fig, axes = _grid(len(panels), 4.6)
+    for ax, (name, real, fake, critic) in zip(axes, panels, strict=True):
+        draw_points(ax, real, fake, critic, name)
+    for bar in set(fig.axes) - set(axes):  # colorbars: no offset text over the titles
+        bar.yaxis.set_major_formatter(FormatStrFormatter("%.3g"))
+    fig.suptitle(title)
+    save_figure(fig, path)
+
+
+def figure_images(path: Path, panels: Sequence[tuple[str, Path]], title: str) -> None:
+    """One panel per strategy showing its last sample picture (images family)."""
+    plt = _pyplot()
+    fig, axes = _grid(len(panels), 4.0)
+    for ax, (name, picture) in zip(axes, panels, strict=True):
+        ax.imshow(plt.imread(picture), cmap="gray")
+        ax.set_title(name, fontsize=9)
+        ax.axis("off")
+    fig.suptitle(title)
+    save_figure(fig, path)
+
+
+def figure_curves(
+    path: Path,
+    by_step: Series,
+    by_time: Series,
+    ylabel: str,
+    title: str,
+    scale: str = "linear",
+    threshold: float | None = None,
+) -> None:
+    """The same metric against generator step (left) and wall-clock seconds (right).
+
+    ``scale`` is 'log' (positive metrics), 'symlog' (signed, e.g. the W estimate, which
+    spans decades across strategies) or 'linear'; ``threshold`` draws a dashed line.
+    """
+    plt = _pyplot()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, series, xlabel in ((left, by_step, "generator step"), (right, by_time, "seconds")):
+        for name, (xs, ys) in series.items():
+            ax.plot(xs, ys, label=name, marker=".", markersize=3)
+        if threshold is not None:
+            ax.axhline(threshold, color="gray", linestyle="--", linewidth=1, label="threshold")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        if scale == "symlog":
+            ax.set_yscale("symlog", linthresh=1e-2)
+        elif scale == "log":
+            ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+    left.legend(fontsize=8)
+    fig.suptitle(title)
+    save_figure(fig, path)
+
+
+def figure_layer_norms(path: Path, norms: Mapping[str, Sequence[float]], title: str) -> None:
+    """log10 ||dL/dW_k|| against layer k, one line per strategy (paper Fig. 1 left)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name, values in norms.items():
+        values = np.asarray(values, dtype=float)
+        logs = np.log10(np.clip(values, 1e-30, None))
+        ax.plot(np.arange(1, len(values) + 1), logs, marker="o", label=name)
+    ax.set_xlabel("critic layer (1 = input)")
+    ax.set_ylabel("log10 ||dL_D / dW||")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(title)
+    save_figure(fig, path)
+
+
+def figure_weight_histograms(
+    path: Path, weights: Mapping[str, tuple[np.ndarray, float | None]], title: str
+) -> None:
+    """Histogram of every critic weight per strategy, +-c marked (paper Fig. 1 right)."""
+    fig, axes = _grid(len(weights), 3.4)
+    for ax, (name, (values, c)) in zip(axes, weights.items(), strict=True):
+        finite = values[np.isfinite(values)]
+        if len(finite):
+            ax.hist(finite, bins=60, color="tab:blue")
+        if c is not None:
+            for bound in (-c, c):
+                ax.axvline(bound, color="tab:red", linestyle="--", linewidth=1)
+        ax.set_yscale("log")
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("weight")
+    fig.suptitle(title)
+    save_figure(fig, path)
+
+
+def figure_interp_norms(path: Path, norms: Mapping[str, np.ndarray], title: str) -> None:
+    """Distribution of ||grad D(x_hat)|| on interpolates, log scale, 1 marked."""
+    plt = _pyplot()
+    names = list(norms)
+    fig, ax = plt.subplots(figsize=(7, 0.5 * len(names) + 1.8))
+    data = [np.clip(norms[n][np.isfinite(norms[n])], 1e-30, None) for n in names]
+    import matplotlib
+
+    horizontal = (
+        {"orientation": "horizontal"}
+        if tuple(int(v) for v in matplotlib.__version__.split(".")[:2]) >= (3, 10)
+        else {"vert": False}  # before 3.10 ('vert' is deprecated from 3.11)
+    )
+    ax.boxplot(data, showfliers=True, flierprops={"markersize": 2}, **horizontal)
+    ax.set_yticks(range(1, len(names) + 1), names)
+    ax.set_xscale("log")
+    ax.axvline(1.0, color="tab:red", linestyle="--", linewidth=1, label="norm 1")
+    ax.set_xlabel("||grad_x D(x_hat)|| on interpolates")
+    ax.legend(fontsize=8)
+    ax.set_title(title)
+    save_figure(fig, path)
