@@ -87,6 +87,19 @@ TensorBoard = Annotated[
     bool,
     typer.Option(help="Also log to TensorBoard (needs: pip install lipgan[tensorboard])."),
 ]
+NCritic = Annotated[int | None, typer.Option(help="Critic steps per generator step [default: 5].")]
+BatchSize = Annotated[int | None, typer.Option(help="Batch size [default: 256].")]
+Hidden = Annotated[
+    int | None, typer.Option(help="MLP width [512] / base channels of conv and text models [64].")
+]
+CriticLayers = Annotated[
+    int | None,
+    typer.Option(help="MLP critic hidden layers; deeper shows clipping's gradient decay [3]."),
+]
+GeneratorLayers = Annotated[int | None, typer.Option(help="MLP generator hidden layers [3].")]
+LogEvery = Annotated[int | None, typer.Option(help="Metrics every k iterations [50].")]
+EvalSamples = Annotated[int | None, typer.Option(help="Samples for metrics [512].")]
+Device = Annotated[str | None, typer.Option(help="auto, cpu or cuda [auto].")]
 
 
 def _floats(text: str | None, option: str, count: int | None = None) -> list[float] | None:
@@ -140,10 +153,8 @@ def train(
     data: Data = None,
     iters: Iters = None,
     seed: Seed = None,
-    n_critic: Annotated[
-        int | None, typer.Option(help="Critic steps per generator step [default: 5].")
-    ] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Batch size [default: 256].")] = None,
+    n_critic: NCritic = None,
+    batch_size: BatchSize = None,
     lr: Annotated[
         float | None, typer.Option(help="Learning rate [default: the strategy's].")
     ] = None,
@@ -179,11 +190,9 @@ def train(
     architecture: Annotated[
         str | None, typer.Option(help="auto, mlp, dcgan, resnet or text [default: auto].")
     ] = None,
-    hidden: Annotated[int | None, typer.Option(help="MLP width / base channels.")] = None,
-    critic_layers: Annotated[int | None, typer.Option(help="MLP critic hidden layers.")] = None,
-    generator_layers: Annotated[
-        int | None, typer.Option(help="MLP generator hidden layers.")
-    ] = None,
+    hidden: Hidden = None,
+    critic_layers: CriticLayers = None,
+    generator_layers: GeneratorLayers = None,
     z_dim: Annotated[int | None, typer.Option(help="Noise dimension.")] = None,
     critic_norm: Annotated[
         str | None, typer.Option(help="none, layer or batch (not with a penalty).")
@@ -191,14 +200,14 @@ def train(
     image_size: Annotated[int | None, typer.Option(help="Resize images to this size.")] = None,
     channels: Annotated[int | None, typer.Option(help="Image channels: 1 or 3.")] = None,
     seq_len: Annotated[int | None, typer.Option(help="Text sequence length [32].")] = None,
-    log_every: Annotated[int | None, typer.Option(help="Metrics every k iterations.")] = None,
+    log_every: LogEvery = None,
     sample_every: Annotated[int | None, typer.Option(help="Samples every k iterations.")] = None,
     checkpoint_every: Annotated[
         int | None, typer.Option(help="Numbered checkpoint every k iterations.")
     ] = None,
     keep: Annotated[int | None, typer.Option(help="Numbered checkpoints to keep [3].")] = None,
-    eval_samples: Annotated[int | None, typer.Option(help="Samples for metrics [512].")] = None,
-    device: Annotated[str | None, typer.Option(help="auto, cpu or cuda [auto].")] = None,
+    eval_samples: EvalSamples = None,
+    device: Device = None,
     precision: Annotated[str | None, typer.Option(help="fp32, bf16 or fp16 [fp32].")] = None,
     threads: Annotated[
         int | None, typer.Option(help="torch CPU threads [torch's choice; 1 on a busy machine].")
@@ -331,21 +340,14 @@ def compare(
     data: Data = None,
     iters: Iters = None,
     seed: Seed = None,
-    n_critic: Annotated[
-        int | None, typer.Option(help="Critic steps per generator step [default: 5].")
-    ] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Batch size [default: 256].")] = None,
-    hidden: Annotated[int | None, typer.Option(help="MLP width / base channels [512].")] = None,
-    critic_layers: Annotated[
-        int | None,
-        typer.Option(help="Critic hidden layers; deeper shows clipping's gradient decay [3]."),
-    ] = None,
-    generator_layers: Annotated[
-        int | None, typer.Option(help="MLP generator hidden layers [3].")
-    ] = None,
-    log_every: Annotated[int | None, typer.Option(help="Metrics every k iterations [50].")] = None,
-    eval_samples: Annotated[int | None, typer.Option(help="Samples for metrics [512].")] = None,
-    device: Annotated[str | None, typer.Option(help="auto, cpu or cuda [auto].")] = None,
+    n_critic: NCritic = None,
+    batch_size: BatchSize = None,
+    hidden: Hidden = None,
+    critic_layers: CriticLayers = None,
+    generator_layers: GeneratorLayers = None,
+    log_every: LogEvery = None,
+    eval_samples: EvalSamples = None,
+    device: Device = None,
     clip_values: Annotated[
         str, typer.Option(help="Clipping bounds c; each adds a run clip@c ('' for one run).")
     ] = "0.1,0.01,0.001",

@@ -595,8 +595,10 @@ def _loop(
         last = iteration == config.iters
         log_step = iteration % config.log_every == 0 or last
         signum = should_stop() if should_stop is not None else None
-        if parts.processes.world > 1:  # every process must stop at the same iteration
-            signum = distributed.agree_on_signal(signum, parts.processes)
+        if parts.processes.world > 1:
+            # Every process must stop at the same iteration; agreeing costs a host sync,
+            # so it happens on log steps only (a received signal stays pending until then).
+            signum = distributed.agree_on_signal(signum, parts.processes) if log_step else None
         # The guard also runs before every checkpoint, so none ever holds a NaN.
         saving = signum is not None or iteration % config.checkpoint_every == 0
 
