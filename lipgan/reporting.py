@@ -82,12 +82,14 @@ def train_with_progress(
             else:
                 console.print(f"step {progress.iteration}/{progress.total}  {line}")
         if interactive:
+            # Speed counts this session's iterations only (a resumed run starts mid-way).
+            first = started.setdefault("iteration", progress.iteration - 1)
             elapsed = bar.tasks[0].elapsed or 0.0
             done = progress.iteration - first
             speed = f"{done / elapsed:.1f} it/s" if elapsed > 0 and done > 0 else ""
             bar.update(task, completed=progress.iteration, speed=speed)
 
-    first = 0
+    started: dict[str, int] = {}
     with bar:
         task = bar.add_task("train", total=config.iters, speed="", numbers="")
         summary = engine.train(
