@@ -1,7 +1,7 @@
 """Seconds per generator iteration and peak memory for every strategy, in one run.
 
 Usage:  python benchmarks/bench_steps.py [--rounds 3] [--iters 20] [--warmup 3]
-                                         [--models mlp,conv] [--no-compile]
+                 [--models mlp,conv] [--variants eager,penalty-every-4,plain,compile]
 
 Toy MLP (3 x 512) on 8gaussians at batch 256, and the DCGAN-style conv net on 8x8
 digits at batch 64; n_critic 5. One iteration = 5 critic updates + 1 generator update.
@@ -77,14 +77,18 @@ def worker(model: str, constraint: str, variant: str, iters: int, warmup: int, t
     return time_iterations(step, iters, warmup)
 
 
-def configs(model_names: list[str], compile_too: bool) -> list[tuple[str, str, str]]:
+def configs(model_names: list[str], variants: set[str]) -> list[tuple[str, str, str]]:
     from lipgan import constraints
 
     out = []
     for model in model_names:
-        out += [(model, name, "eager") for name in constraints.names()]
-        out += [(model, "gp", "penalty-every-4"), (model, "gp", "plain"), (model, "none", "plain")]
-        if compile_too:
+        out += [(model, name, "eager") for name in constraints.names()
+                if "eager" in variants or name in ("none", "gp")]  # fmt: skip
+        if "penalty-every-4" in variants:
+            out.append((model, "gp", "penalty-every-4"))
+        if "plain" in variants:
+            out += [(model, "gp", "plain"), (model, "none", "plain")]
+        if "compile" in variants:
             out += [(model, name, "compile") for name in ("none", "fd", "gp")]
     return out
 
@@ -96,7 +100,11 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--models", default="mlp,conv")
-    parser.add_argument("--no-compile", action="store_true")
+    parser.add_argument(
+        "--variants",
+        default="eager,penalty-every-4,plain,compile",
+        help="which to run (none and gp eager always run, as the baselines)",
+    )
     parser.add_argument("--json", help="also write the raw results here")
     parser.add_argument("--worker", nargs=3, metavar=("MODEL", "CONSTRAINT", "VARIANT"))
     args = parser.parse_args()
@@ -108,7 +116,7 @@ def main() -> None:
     header = machine_line(args.threads)
     extra = ["--iters", str(args.iters), "--warmup", str(args.warmup),
              "--threads", str(args.threads)]  # fmt: skip
-    todo = configs(args.models.split(","), not args.no_compile)
+    todo = configs(args.models.split(","), set(args.variants.split(",")))
     results = interleaved_rounds(__file__, todo, args.rounds, extra)
     print(f"{header}; {args.rounds} rounds x {args.iters} timed iterations "
           f"(+{args.warmup} warm-up); total {time.perf_counter() - start:.0f} s\n")  # fmt: skip
