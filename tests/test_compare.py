@@ -290,3 +290,20 @@ def test_compare_tensorboard_writes_one_log_folder_per_strategy(tmp_path):
         torch.testing.assert_close(
             logged, [m["wasserstein/estimate"] for m in metrics], rtol=1e-6, atol=1e-6
         )
+
+
+@pytest.mark.slow
+def test_compare_accepts_every_registered_strategy(tmp_path):
+    from lipgan import constraints
+
+    names = constraints.names()
+    assert len(names) >= 10
+    out = tmp_path / "all"
+    result = invoke(
+        "compare", "--constraints", ",".join(names), "--clip-values", "", "--iters", "2",
+        "--threshold", "100", "--out", str(out), *TINY[2:],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    strategies = json.loads((out / "results.json").read_text())["strategies"]
+    assert set(strategies) == set(names)
+    assert {row["status"] for row in strategies.values()} == {"ok"}
