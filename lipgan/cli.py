@@ -88,9 +88,9 @@ TensorBoard = Annotated[
     typer.Option(help="Also log to TensorBoard (needs: pip install lipgan[tensorboard])."),
 ]
 NCritic = Annotated[int | None, typer.Option(help="Critic steps per generator step [default: 5].")]
-BatchSize = Annotated[int | None, typer.Option(help="Batch size [default: 256].")]
+BatchSize = Annotated[int | None, typer.Option(help="Batch size [default: 256; text 64].")]
 Hidden = Annotated[
-    int | None, typer.Option(help="MLP width [512] / base channels of conv and text models [64].")
+    int | None, typer.Option(help="MLP width [512] / conv base channels [64] / text [32].")
 ]
 CriticLayers = Annotated[
     int | None,

@@ -36,8 +36,8 @@ class TrainConfig:
     """Generator iterations."""
     n_critic: int | None = None
     """Critic updates per generator update (default 5; 1 for the one-step schedule)."""
-    batch_size: int = 256
-    """Samples per critic and generator step (global, across all processes)."""
+    batch_size: int | None = None
+    """Samples per step, across all processes (default 256; 64 for text, as the paper)."""
     schedule: str = "alternating"
     """'alternating' (n_critic critic steps, then one generator step) or 'one-step'."""
     generator_weight: float = 1.0
@@ -63,7 +63,7 @@ class TrainConfig:
 
     # models
     hidden: int | None = None
-    """MLP width (default 512) / base channels of conv and text models (default 64)."""
+    """MLP width (default 512) / base channels of conv (64) and text (32) models."""
     critic_layers: int = 3
     """Hidden layers of the MLP critic."""
     generator_layers: int = 3

@@ -44,16 +44,13 @@ def resolve(config: TrainConfig, family: str) -> TrainConfig:
     """Fill every strategy- and data-dependent default, so the saved config is complete."""
     recommended = registry.optimizer_for(config.constraint)
     optimizer = config.optimizer or recommended.name
-    if config.lr is not None:
-        lr = config.lr
-    elif optimizer == recommended.name:
-        lr = recommended.lr
-    else:
-        lr = (registry.ADAM if optimizer == "adam" else registry.RMSPROP).lr
+    if optimizer != recommended.name:
+        recommended = registry.ADAM if optimizer == "adam" else registry.RMSPROP
+    default_lr, default_betas = recommended.for_family(family)
+    lr = config.lr if config.lr is not None else default_lr
     betas = None
     if optimizer == "adam":
-        defaults = recommended if recommended.name == "adam" else registry.ADAM
-        betas = config.betas or (defaults.point_betas if family == "points" else defaults.betas)
+        betas = config.betas or default_betas
     elif config.betas is not None:
         raise ConfigError("--betas only applies to Adam; drop it or add --optimizer adam")
 
@@ -83,7 +80,8 @@ def resolve(config: TrainConfig, family: str) -> TrainConfig:
         constraint_options=options,
         n_critic=config.n_critic or (1 if config.schedule == "one-step" else 5),
         z_dim=config.z_dim or (2 if family == "points" else 128),
-        hidden=config.hidden or (512 if family == "points" else 64),
+        hidden=config.hidden or {"points": 512, "text": 32}.get(family, 64),
+        batch_size=config.batch_size or (64 if family == "text" else 256),
         architecture=models.architecture_for(config, family),
     )
     if resolved.critic_norm == "batch" and has_penalty(build_constraint(resolved, family)):
