@@ -15,7 +15,10 @@ from torch import nn
 
 from lipgan.config import TrainConfig
 from lipgan.errors import ConfigError
+from lipgan.models.conv import DCGANCritic, DCGANGenerator, conv_width, image_shape
 from lipgan.models.mlp import MLPCritic, MLPGenerator
+from lipgan.models.resnet import ResNetCritic, ResNetGenerator
+from lipgan.models.text import TextCritic, TextGenerator, text_shape
 
 Builder = Callable[[TrainConfig, dict[str, Any]], tuple[nn.Module, nn.Module]]
 
@@ -28,31 +31,19 @@ def _mlp(config: TrainConfig, meta: dict[str, Any]) -> tuple[nn.Module, nn.Modul
     return generator, critic
 
 
-def _dcgan(config: TrainConfig, meta: dict[str, Any]) -> tuple[nn.Module, nn.Module]:
-    from lipgan.models.conv import DCGANCritic, DCGANGenerator, conv_width, image_shape
+def _image_models(name: str, generator_cls: type, critic_cls: type) -> Builder:
+    """A builder for a square-image architecture whose classes take (.., side, width)."""
 
-    channels, side = image_shape(meta, "dcgan")
-    width = conv_width(config.hidden, side)
-    assert config.z_dim is not None  # resolved before models are built
-    generator = DCGANGenerator(config.z_dim, channels, side, width)
-    return generator, DCGANCritic(channels, side, width, config.critic_norm)
+    def build(config: TrainConfig, meta: dict[str, Any]) -> tuple[nn.Module, nn.Module]:
+        channels, side = image_shape(meta, name)
+        width = conv_width(config.hidden, side)
+        generator = generator_cls(config.z_dim, channels, side, width)
+        return generator, critic_cls(channels, side, width, config.critic_norm)
 
-
-def _resnet(config: TrainConfig, meta: dict[str, Any]) -> tuple[nn.Module, nn.Module]:
-    from lipgan.models.conv import conv_width, image_shape
-    from lipgan.models.resnet import ResNetCritic, ResNetGenerator
-
-    channels, side = image_shape(meta, "resnet")
-    width = conv_width(config.hidden, side)
-    assert config.z_dim is not None  # resolved before models are built
-    generator = ResNetGenerator(config.z_dim, channels, side, width)
-    return generator, ResNetCritic(channels, side, width, config.critic_norm)
+    return build
 
 
 def _text(config: TrainConfig, meta: dict[str, Any]) -> tuple[nn.Module, nn.Module]:
-    from lipgan.models.conv import conv_width
-    from lipgan.models.text import TextCritic, TextGenerator, text_shape
-
     seq_len, vocab = text_shape(meta)
     width = conv_width(config.hidden)
     assert config.z_dim is not None  # resolved before models are built
@@ -62,8 +53,8 @@ def _text(config: TrainConfig, meta: dict[str, Any]) -> tuple[nn.Module, nn.Modu
 
 ARCHITECTURES: dict[str, Builder] = {
     "mlp": _mlp,
-    "dcgan": _dcgan,
-    "resnet": _resnet,
+    "dcgan": _image_models("dcgan", DCGANGenerator, DCGANCritic),
+    "resnet": _image_models("resnet", ResNetGenerator, ResNetCritic),
     "text": _text,
 }
 DEFAULT_FOR_FAMILY = {"points": "mlp", "images": "dcgan", "text": "text"}
