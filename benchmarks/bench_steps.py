@@ -6,9 +6,10 @@ Usage:  python benchmarks/bench_steps.py [--rounds 3] [--iters 20] [--warmup 3]
 Toy MLP (3 x 512) on 8gaussians at batch 256, and the DCGAN-style conv net on 8x8
 digits at batch 64; n_critic 5. One iteration = 5 critic updates + 1 generator update.
 Variants: every registered strategy eager; gp with --penalty-every 4; none, fd and gp
-under --compile; and a plain WGAN(-GP) written in plain_wgan.py (separate forwards,
-penalty every step, default optimiser settings). Each configuration runs in a fresh
-interpreter in interleaved rounds (harness.py); medians over all timed iterations.
+under --compile and under --precision bf16; and a plain WGAN(-GP) written in
+plain_wgan.py (separate forwards, penalty every step, default optimiser settings). Each
+configuration runs in a fresh interpreter in interleaved rounds (harness.py); medians
+over all timed iterations.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ def worker(model: str, constraint: str, variant: str, iters: int, warmup: int, t
         data=spec,
         batch_size=batch,
         compile=variant == "compile",
+        precision="bf16" if variant == "bf16" else "fp32",
         penalty_every=4 if variant == "penalty-every-4" else 1,
     )
     validate(config)
@@ -90,6 +92,8 @@ def configs(model_names: list[str], variants: set[str]) -> list[tuple[str, str, 
             out += [(model, "gp", "plain"), (model, "none", "plain")]
         if "compile" in variants:
             out += [(model, name, "compile") for name in ("none", "fd", "gp")]
+        if "bf16" in variants:
+            out += [(model, name, "bf16") for name in ("none", "fd", "gp")]
     return out
 
 
