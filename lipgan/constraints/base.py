@@ -119,6 +119,13 @@ class Chain(Constraint):
 # --- helpers shared by the penalty families -------------------------------------------
 
 
+def non_negative(name: str, value: float) -> float:
+    """``value`` if it is >= 0 (NaN fails too); registry.build turns the error into one line."""
+    if not value >= 0:
+        raise ValueError(f"{name} must be >= 0, got {value:g}")
+    return value
+
+
 def interpolate(real: Tensor, fake: Tensor, rand: BatchRandom) -> Tensor:
     """eps * real + (1 - eps) * fake with one eps ~ U[0, 1] per sample, any sample shape."""
     eps = rand.uniform(real.shape[0], *([1] * (real.dim() - 1))).to(real.dtype)

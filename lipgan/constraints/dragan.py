@@ -22,6 +22,7 @@ from lipgan.constraints.base import (
     Constraint,
     CriticBatch,
     input_gradient,
+    non_negative,
     per_sample_norm,
 )
 from lipgan.constraints.gradient_penalty import TOY_WEIGHT
@@ -62,12 +63,8 @@ class DraganPenalty(Constraint):
     needs_double_backward = True
 
     def __init__(self, weight: float = 10.0, noise_scale: float = 0.5) -> None:
-        if not weight >= 0:
-            raise ValueError(f"weight must be >= 0, got {weight:g}")
-        if not noise_scale >= 0:
-            raise ValueError(f"noise_scale must be >= 0, got {noise_scale:g}")
-        self.weight = weight
-        self.noise_scale = noise_scale
+        self.weight = non_negative("weight", weight)
+        self.noise_scale = non_negative("noise_scale", noise_scale)
 
     def penalty(self, critic: nn.Module, batch: CriticBatch) -> Tensor:
         x_p = perturb(batch.real, batch.rand, self.noise_scale)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from lipgan.constraints.base import Constraint, CriticBatch, per_sample_norm
+from lipgan.constraints.base import Constraint, CriticBatch, non_negative, per_sample_norm
 from lipgan.constraints.gradient_penalty import TOY_WEIGHT
 from lipgan.constraints.registry import ADAM, register
 
@@ -30,9 +30,7 @@ from lipgan.constraints.registry import ADAM, register
 )
 class FiniteDifferencePenalty(Constraint):
     def __init__(self, weight: float = 10.0) -> None:
-        if not weight >= 0:
-            raise ValueError(f"weight must be >= 0, got {weight:g}")
-        self.weight = weight
+        self.weight = non_negative("weight", weight)
 
     def penalty(self, critic: nn.Module, batch: CriticBatch) -> Tensor:
         real, fake = batch.real, batch.fake

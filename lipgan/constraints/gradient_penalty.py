@@ -15,6 +15,7 @@ from lipgan.constraints.base import (
     CriticBatch,
     input_gradient,
     interpolate,
+    non_negative,
     per_sample_norm,
 )
 from lipgan.constraints.registry import ADAM, register
@@ -42,9 +43,7 @@ class GradientPenalty(Constraint):
     needs_double_backward = True
 
     def __init__(self, weight: float = 10.0) -> None:
-        if not weight >= 0:
-            raise ValueError(f"weight must be >= 0, got {weight:g}")
-        self.weight = weight
+        self.weight = non_negative("weight", weight)
 
     def penalty(self, critic: nn.Module, batch: CriticBatch) -> Tensor:
         norm = interpolate_gradient_norm(critic, batch)
@@ -62,9 +61,7 @@ class OneSidedGradientPenalty(Constraint):
     needs_double_backward = True
 
     def __init__(self, weight: float = 10.0) -> None:
-        if not weight >= 0:
-            raise ValueError(f"weight must be >= 0, got {weight:g}")
-        self.weight = weight
+        self.weight = non_negative("weight", weight)
 
     def penalty(self, critic: nn.Module, batch: CriticBatch) -> Tensor:
         norm = interpolate_gradient_norm(critic, batch)

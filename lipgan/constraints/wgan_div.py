@@ -13,10 +13,9 @@ from torch import Tensor, nn
 from lipgan.constraints.base import (
     Constraint,
     CriticBatch,
-    input_gradient,
-    interpolate,
-    per_sample_norm,
+    non_negative,
 )
+from lipgan.constraints.gradient_penalty import interpolate_gradient_norm
 from lipgan.constraints.registry import ADAM, register
 
 
@@ -30,14 +29,11 @@ class WassersteinDivergencePenalty(Constraint):
     needs_double_backward = True
 
     def __init__(self, weight: float = 2.0, power: float = 6.0) -> None:
-        if not weight >= 0:
-            raise ValueError(f"weight (k) must be >= 0, got {weight:g}")
+        non_negative("weight (k)", weight)
         if not power > 1:
             raise ValueError(f"power (p) must be > 1, got {power:g}")
         self.weight = weight
         self.power = power
 
     def penalty(self, critic: nn.Module, batch: CriticBatch) -> Tensor:
-        x_hat = interpolate(batch.real, batch.fake, batch.rand)
-        _, grad = input_gradient(critic, x_hat, create_graph=True, scaler=batch.scaler)
-        return self.weight * per_sample_norm(grad).pow(self.power).mean()
+        return self.weight * interpolate_gradient_norm(critic, batch).pow(self.power).mean()

@@ -15,7 +15,13 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from lipgan.constraints.base import Constraint, CriticBatch, input_gradient, interpolate
+from lipgan.constraints.base import (
+    Constraint,
+    CriticBatch,
+    input_gradient,
+    interpolate,
+    non_negative,
+)
 from lipgan.constraints.registry import ADAM, register
 
 # A squared norm needs no sqrt, so no sqrt(0) guard: sum of squares per sample is exact
@@ -34,9 +40,7 @@ class _ZeroCentredPenalty(Constraint):
     """Constant in front of the weight (1/2 for R1/R2, the papers' gamma/2)."""
 
     def __init__(self, weight: float = 10.0) -> None:
-        if not weight >= 0:
-            raise ValueError(f"weight must be >= 0, got {weight:g}")
-        self.weight = weight
+        self.weight = non_negative("weight", weight)
 
     def points(self, batch: CriticBatch) -> Tensor:
         raise NotImplementedError
