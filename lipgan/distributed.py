@@ -49,6 +49,12 @@ def setup(device_preference: str) -> Processes:
     return Processes(rank, world, device)
 
 
+def wait_for_all(processes: Processes) -> None:
+    """Block until every process gets here (no-op for one)."""
+    if processes.world > 1:
+        dist.barrier()
+
+
 def teardown(processes: Processes) -> None:
     if processes.world > 1 and dist.is_initialized():
         dist.destroy_process_group()

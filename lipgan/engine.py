@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import gc
 import json
 import random
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -524,13 +526,27 @@ def train(
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     processes = distributed.setup(config.device)
+    parts = None
     try:
         data = data or datasets.load(config.data, **_data_options(config))
         parts, notes = build_parts(config, data, processes)
         for note in notes:
             report(Progress(0, config.iters, message=note))
-        return _loop(config, parts, RunFolder(run_dir), resume, report, should_stop)
+        summary = _loop(config, parts, RunFolder(run_dir), resume, report, should_stop)
+        # Rank 0 writes the last files after the last collective; the others wait for it
+        # so no process tears the group down while a peer still holds it.
+        distributed.wait_for_all(processes)
+        return summary
+    except BaseException as error:
+        # The failed call's frames hold the DDP wrappers; free them with the group below.
+        traceback.clear_frames(error.__traceback__)
+        raise
     finally:
+        # DDP keeps the process group and its last work handles alive. Left to interpreter
+        # exit, gloo's worker threads can abort a finished process (SIGABRT), so free
+        # them now, while the interpreter is whole, then destroy the group.
+        del parts
+        gc.collect()
         distributed.teardown(processes)
 
 
