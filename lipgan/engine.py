@@ -16,6 +16,7 @@ import copy
 import gc
 import json
 import random
+import shlex
 import time
 import traceback
 from collections.abc import Callable
@@ -677,7 +678,7 @@ def _loop(
                 save_checkpoint(run.last, snapshot(parts, iteration, bookkeeping()))
             raise Interrupted(
                 f"stopped at iteration {iteration}/{config.iters}; checkpoint in {run.last}; "
-                f"resume with: lipgan train --resume {run.root}",
+                f"resume with: lipgan train --resume {shlex.quote(str(run.root))}",
                 exit_code=128 + signum,
             )
 

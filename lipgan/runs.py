@@ -7,6 +7,7 @@ one-line message; the engine behind it can trust what it receives.
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import tempfile
 from dataclasses import dataclass, fields
@@ -60,7 +61,7 @@ def prepare(config: TrainConfig, overwrite: bool = False) -> PreparedRun:
         if not overwrite:
             raise ConfigError(
                 f"output folder {run_dir} already exists; pass --overwrite to replace it "
-                f"or --resume {run_dir} to continue it"
+                f"or --resume {shlex.quote(str(run_dir))} to continue it"
             )
         if not is_run_folder(run_dir):
             raise ConfigError(

@@ -7,6 +7,7 @@ resumes it and exits 128 + signal (130 / 143); resuming from there works.
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -47,7 +48,7 @@ def wait_for_a_metrics_line(process: subprocess.Popen, out: Path, timeout: float
 @pytest.mark.slow
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_a_signal_stops_with_a_checkpoint_and_the_resume_command(tmp_path, signum, code) -> None:
-    out = tmp_path / "run"
+    out = tmp_path / "my run"  # a space: the printed command must quote it
     process = start_training(out)
     try:
         wait_for_a_metrics_line(process, out)
@@ -60,7 +61,8 @@ def test_a_signal_stops_with_a_checkpoint_and_the_resume_command(tmp_path, signu
     assert "Traceback" not in stdout + stderr
     error_lines = [line for line in stderr.splitlines() if line.strip()]
     assert len(error_lines) == 1, stderr
-    assert f"resume with: lipgan train --resume {out}" in error_lines[0]
+    command = error_lines[0].split("resume with: ")[1]
+    assert shlex.split(command) == ["lipgan", "train", "--resume", str(out)]
 
     state = last_state(out)  # loadable, weights_only
     stopped = int(state["iteration"])
