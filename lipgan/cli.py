@@ -98,7 +98,13 @@ CriticLayers = Annotated[
 ]
 GeneratorLayers = Annotated[int | None, typer.Option(help="MLP generator hidden layers [3].")]
 LogEvery = Annotated[int | None, typer.Option(help="Metrics every k iterations [50].")]
-EvalSamples = Annotated[int | None, typer.Option(help="Samples for metrics [512].")]
+EvalSamples = Annotated[
+    int | None, typer.Option(help="Samples for metrics (per set on toy data) [512].")
+]
+EvalSets = Annotated[
+    int | None,
+    typer.Option(help="Toy data: W1 and its floor averaged over this many sets [4]."),
+]
 Device = Annotated[str | None, typer.Option(help="auto, cpu or cuda [auto].")]
 
 
@@ -207,6 +213,7 @@ def train(
     ] = None,
     keep: Annotated[int | None, typer.Option(help="Numbered checkpoints to keep [3].")] = None,
     eval_samples: EvalSamples = None,
+    eval_sets: EvalSets = None,
     device: Device = None,
     precision: Annotated[str | None, typer.Option(help="fp32, bf16 or fp16 [fp32].")] = None,
     threads: Annotated[
@@ -347,6 +354,7 @@ def compare(
     generator_layers: GeneratorLayers = None,
     log_every: LogEvery = None,
     eval_samples: EvalSamples = None,
+    eval_sets: EvalSets = None,
     device: Device = None,
     clip_values: Annotated[
         str, typer.Option(help="Clipping bounds c; each adds a run clip@c ('' for one run).")

@@ -291,9 +291,11 @@ def _accumulate(
 
 
 @torch.no_grad()
-def _eval_noise(config: TrainConfig, device: torch.device) -> Tensor:
+def _eval_noise(config: TrainConfig, family: str, device: torch.device) -> Tensor:
+    """Fixed noise for metrics: eval_sets sets of eval_samples on toy data, else one."""
+    sets = config.eval_sets if family == "points" else 1
     g = torch.Generator().manual_seed(config.seed + EVAL_SEED_OFFSET)
-    return torch.randn(config.eval_samples, config.z_dim, generator=g).to(device)
+    return torch.randn(config.eval_samples * sets, config.z_dim, generator=g).to(device)
 
 
 def interpolate_grad_norms(parts: Parts, n: int = 256) -> Tensor:
@@ -330,8 +332,13 @@ def measure(parts: Parts, iteration: int, eval_z: Tensor) -> dict[str, float]:
     if parts.processes.is_main:  # only the main process writes metrics
         with torch.no_grad():
             fake = parts.generator(eval_z)
-        metrics.update(parts.data.evaluate(fake, parts.config.seed + EVAL_SEED_OFFSET))
+        seed = parts.config.seed + EVAL_SEED_OFFSET
+        metrics.update(parts.data.evaluate(fake, seed, sets=_eval_sets(parts)))
     return {k: (round(v, 8) if isinstance(v, float) else v) for k, v in metrics.items()}
+
+
+def _eval_sets(parts: Parts) -> int:
+    return parts.config.eval_sets if parts.data.family == "points" else 1
 
 
 def _finite(parts: Parts) -> bool:
@@ -592,7 +599,7 @@ def _loop(
     def bookkeeping() -> dict[str, Any]:
         return {"rollbacks": rollbacks, "lr_scale": lr_scale, "seconds": time.perf_counter() - t0}
 
-    eval_z = _eval_noise(config, parts.processes.device)
+    eval_z = _eval_noise(config, parts.data.family, parts.processes.device)
     t0 = time.perf_counter() - seconds_before
     good = snapshot(parts, start, bookkeeping())
     last_metrics: dict[str, float] = {}
@@ -664,7 +671,9 @@ def _loop(
         if main and (iteration % config.sample_every == 0 or last):
             with torch.no_grad():
                 parts.data.save_samples(
-                    parts.generator(eval_z), run.sample_path(iteration), parts.critic
+                    parts.generator(eval_z[: config.eval_samples]),
+                    run.sample_path(iteration),
+                    parts.critic,
                 )
         if main and (iteration % config.checkpoint_every == 0 or last):
             state = snapshot(parts, iteration, bookkeeping())

@@ -105,8 +105,9 @@ def test_a_short_gp_run_lowers_w1_well_below_the_untrained_generator(tmp_path):
     parts, _ = engine.build_parts(config, ToyData("8gaussians"), engine.distributed.setup("cpu"))
     with torch.no_grad():
         untrained = ToyData("8gaussians").evaluate(
-            parts.generator(engine._eval_noise(config, torch.device("cpu"))),
+            parts.generator(engine._eval_noise(config, "points", torch.device("cpu"))),
             config.seed + engine.EVAL_SEED_OFFSET,
+            sets=config.eval_sets,
         )["quality/w1"]
     summary = engine.train(config, tmp_path / "gp")
     assert summary["w1"] < 0.5 * untrained

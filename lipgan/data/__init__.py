@@ -4,7 +4,8 @@ Every data source has a ``family`` ('points', 'images' or 'text'), a per-sample
 ``shape``, and these methods the engine calls:
 
 - ``draw(rand, n)``: this process's n training samples (see ``BatchRandom``);
-- ``evaluate(fake, seed)``: quality metrics of generated samples, ``quality/...``;
+- ``evaluate(fake, seed, sets)``: quality metrics of generated samples, ``quality/...``
+  (toy data average W1 over ``sets`` equal parts of ``fake``; others use one set);
 - ``save_samples(fake, path, critic)``: a picture or text file of samples;
 - ``meta()``: plain data that ``restore`` turns back into a source able to write
   samples (so ``lipgan sample`` needs neither the data files nor flags).
@@ -30,7 +31,7 @@ class DataSource(Protocol):
 
     def draw(self, rand: BatchRandom, n: int) -> Tensor: ...
 
-    def evaluate(self, fake: Tensor, seed: int) -> dict[str, float]: ...
+    def evaluate(self, fake: Tensor, seed: int, sets: int = 1) -> dict[str, float]: ...
 
     def save_samples(self, fake: Tensor, path: Path, critic: nn.Module | None = None) -> Path: ...
 

@@ -75,7 +75,7 @@ class ImageData:
     def labelled(self) -> bool:
         return self.train_labels is not None and self.heldout_labels is not None
 
-    def evaluate(self, fake: Tensor, seed: int) -> dict[str, float]:
+    def evaluate(self, fake: Tensor, seed: int, sets: int = 1) -> dict[str, float]:
         """Frechet distance and its noise floor where the data has labels, else nothing."""
         if not self.labelled:
             return {}
@@ -104,7 +104,7 @@ class ImageSamples:
     def draw(self, rand: BatchRandom, n: int) -> Tensor:
         raise DataError(f"{self.name}: a restored source has no images; load the data again")
 
-    def evaluate(self, fake: Tensor, seed: int) -> dict[str, float]:
+    def evaluate(self, fake: Tensor, seed: int, sets: int = 1) -> dict[str, float]:
         return {}
 
     def save_samples(self, fake: Tensor, path: Path, critic: nn.Module | None = None) -> Path:

@@ -92,7 +92,7 @@ class TextSamples:
     def draw(self, rand: BatchRandom, n: int) -> Tensor:
         raise DataError(f"{self.name}: a restored source has no text; load the data again")
 
-    def evaluate(self, fake: Tensor, seed: int) -> dict[str, float]:
+    def evaluate(self, fake: Tensor, seed: int, sets: int = 1) -> dict[str, float]:
         return {}
 
     def save_samples(self, fake: Tensor, path: Path, critic: nn.Module | None = None) -> Path:
@@ -141,7 +141,7 @@ class TextData(TextSamples):
             for n, held in zip(NGRAMS, self._heldout_counts, strict=True)
         }
 
-    def evaluate(self, fake: Tensor, seed: int) -> dict[str, float]:
+    def evaluate(self, fake: Tensor, seed: int, sets: int = 1) -> dict[str, float]:
         """js1..js4 of the samples and, as noise floors, of as many real training windows."""
         n = fake.shape[0]
         if (n, seed) not in self._floors:

@@ -67,6 +67,30 @@ def test_real_data_scores_all_modes_and_its_own_floor():
     assert metrics["quality/w1_floor"] < 0.15
 
 
+def test_w1_over_sets_is_the_mean_of_each_set_against_its_own_real_set():
+    data = ToyData("8gaussians")
+    fake = data.reference(4 * 128, seed=3) * 0.9  # a shrunken mixture: W1 well above 0
+    metrics = data.evaluate(fake, seed=20, sets=4)
+    real = data.reference(4 * 128, seed=20).numpy()
+    by_hand = [exact_w1(fake[i : i + 128].numpy(), real[i : i + 128]) for i in (0, 128, 256, 384)]
+    assert metrics["quality/w1"] == pytest.approx(np.mean(by_hand), rel=1e-12)
+    assert len(set(by_hand)) == 4  # four different sets, not one counted four times
+    one = data.evaluate(fake[:128], seed=20)  # one set: plain W1 against one real set
+    expected = exact_w1(fake[:128].numpy(), data.reference(128, seed=20).numpy())
+    assert one["quality/w1"] == pytest.approx(expected, rel=1e-12)
+    with pytest.raises(ValueError, match="do not split into 3 sets"):
+        data.evaluate(fake, seed=20, sets=3)
+
+
+def test_averaging_sets_shrinks_the_spread_of_the_noise_floor():
+    data = ToyData("8gaussians")
+    fake = data.reference(4 * 256, seed=99)
+    one = [data.evaluate(fake[:256], seed=s)["quality/w1_floor"] for s in range(0, 24, 2)]
+    four = [data.evaluate(fake, seed=s, sets=4)["quality/w1_floor"] for s in range(0, 24, 2)]
+    assert np.mean(four) == pytest.approx(np.mean(one), rel=0.15)  # same quantity
+    assert np.std(four) < 0.75 * np.std(one)  # ~half in theory
+
+
 def test_unknown_data_lists_the_kinds():
     with pytest.raises(DataError, match="unknown data 'ten-gaussians'; available: 8gaussians"):
         load("ten-gaussians")
