@@ -53,6 +53,7 @@ CASES = [
     ("lr nan", [*TRAIN, "--lr", "nan"], 2, "--lr must be > 0, got nan"),
     ("n-critic 0", [*TRAIN, "--n-critic", "0"], 2, "--n-critic must be >= 1, got 0"),
     ("keep 0", [*TRAIN, "--keep", "0"], 2, "--keep must be >= 1, got 0"),
+    ("eval-sets 0", [*TRAIN, "--eval-sets", "0"], 2, "--eval-sets must be >= 1, got 0"),
     ("seed -1", [*TRAIN, "--seed", "-1"], 2, "--seed must be between 0 and 4294967295"),
     ("seed huge", [*TRAIN, "--seed", str(2**70)], 2, "--seed must be between 0 and"),
     (
