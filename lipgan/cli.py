@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import signal
 import sys
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -135,24 +133,6 @@ def _options(pairs: list[str] | None) -> dict[str, float] | None:
     return out
 
 
-@contextmanager
-def _stop_on_signals():
-    """Ctrl-C / SIGTERM ask the loop to stop after the current iteration."""
-    received: list[int] = []
-
-    def handler(signum, frame):
-        if received:  # a second Ctrl-C stops at once
-            raise KeyboardInterrupt
-        received.append(signum)
-
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield lambda: received[0] if received else None
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
-
-
 @app.command()
 def train(
     constraint: Constraint = None,
@@ -242,10 +222,9 @@ def train(
 ) -> None:
     """Train a WGAN with one Lipschitz strategy and write a run folder."""
     given = dict(locals())  # first: every option, by its config field name
-    from lipgan import runs
+    from lipgan import runs, training
     from lipgan.config import TrainConfig
-    from lipgan.engine import default_out as engine_default_out
-    from lipgan.reporting import train_with_progress
+    from lipgan.display import TrainDisplay
 
     overrides: dict[str, Any] = {
         name: value for name, value in given.items() if name in TrainConfig.__dataclass_fields__
@@ -257,35 +236,22 @@ def train(
     )
     if nproc < 1:
         raise typer.BadParameter("must be >= 1", param_hint="--nproc")
-    if tensorboard:  # before any folder is claimed or replaced
-        from lipgan.tensorboard import require_tensorboard
-
-        require_tensorboard()
-    if nproc > 1:
-        from lipgan.launch import launch
-
-        argv = sys.argv[sys.argv.index("train") :] if "train" in sys.argv else ["train"]
-        target = None
-        if resume is None:  # every process must write to (and only rank 0 writes) one folder
-            target = str(out or engine_default_out(runs.build_config(config, overrides)))
-        raise typer.Exit(launch(nproc, argv, target))
-    if resume is not None:
-        if config is not None or overwrite:
-            raise typer.BadParameter(
-                "--resume cannot be combined with --config or --overwrite", param_hint="--resume"
-            )
-        prepared = runs.prepare_resume(resume, overrides)
-    else:
-        prepared = runs.prepare(runs.build_config(config, overrides), overwrite)
-    logger = None
-    if tensorboard:
-        from lipgan.tensorboard import TensorBoardLogger
-
-        logger = TensorBoardLogger(prepared.run_dir / "tensorboard", prepared.run_dir)
-    with _stop_on_signals() as should_stop:
-        train_with_progress(prepared, should_stop, extra=logger)
-    if logger is not None:
-        logger.close()
+    if resume is not None and (config is not None or overwrite):
+        raise typer.BadParameter(
+            "--resume cannot be combined with --config or --overwrite", param_hint="--resume"
+        )
+    code = training.train_command(
+        None if resume is not None else runs.build_config(config, overrides),
+        resume_dir=resume,
+        changes=overrides,
+        overwrite=overwrite,
+        tensorboard=tensorboard,
+        nproc=nproc,
+        argv=sys.argv[sys.argv.index("train") :] if "train" in sys.argv else ["train"],
+        display=TrainDisplay(),
+    )
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command()
@@ -298,9 +264,9 @@ def sample(
     ] = Path("samples.png"),
 ) -> None:
     """Draw samples from a trained run (no other flags needed)."""
-    from lipgan import runs
+    from lipgan import training
 
-    written = runs.sample(run, n, seed, out)
+    written = training.sample(run, n, seed, out)
     typer.echo(f"wrote {n} samples to {written}")
 
 
@@ -385,6 +351,7 @@ def compare(
     given = dict(locals())
     from lipgan import compare as comparing
     from lipgan import runs
+    from lipgan.callbacks import StopOnSignals
     from lipgan.config import TrainConfig
     from lipgan.report import run_compare
 
@@ -396,7 +363,7 @@ def compare(
         critic_only=critic_only, noise_std=noise_std, tensorboard=tensorboard,
         command="lipgan " + " ".join(sys.argv[1:]), threads=threads,
     )  # fmt: skip
-    with _stop_on_signals() as should_stop:
+    with StopOnSignals() as should_stop:
         run_compare(setup, should_stop)
 
 

@@ -26,7 +26,6 @@ import signal
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +38,7 @@ from lipgan import diagnostics, distributed, engine, runs
 from lipgan.config import TrainConfig, replace
 from lipgan.constraints.base import BatchRandom
 from lipgan.errors import ConfigError, DivergenceError, LipganError
-from lipgan.runio import RunFolder
+from lipgan.runio import RunFolder, default_folder
 
 DEFAULT_CONSTRAINTS = "clip,gp,gp-one-sided,fd,none"
 DEFAULT_CLIP_VALUES = "0.1,0.01,0.001"
@@ -126,10 +125,8 @@ class CompareSetup:
 
 
 def default_out(config: TrainConfig, critic_only: bool = False) -> Path:
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    data = config.data.replace("/", "_").replace(":", "-")[:40]
     kind = "critic-only" if critic_only else "compare"
-    return Path("reports") / f"{kind}__{data}__s{config.seed}__{stamp}"
+    return default_folder("reports", kind, config.data, config.seed)
 
 
 def setup(
@@ -165,7 +162,7 @@ def setup(
         base, entries, out, jobs, threshold, critic_only, noise_std, tensorboard, command, threads
     )
     if critic_only:
-        data = datasets.load(base.data, **engine._data_options(base))
+        data = datasets.load_for(base)
         for entry in entries:  # resolve now so a bad combination fails before any work
             engine.resolve(_entry_config(base, entry, out), data.family)
         return result
@@ -254,20 +251,16 @@ def _train_one(
     tensorboard_dir: Path | None,
 ) -> tuple[str, str]:
     """Train one run; a diverged or failed run is recorded, not fatal to the compare."""
-    callbacks = [report]
     logger = None
     if tensorboard_dir is not None:
         from lipgan.tensorboard import TensorBoardLogger
 
-        logger = TensorBoardLogger(tensorboard_dir, run_dir)
-        callbacks.append(logger)
-
-    def on_progress(progress: engine.Progress) -> None:
-        for callback in callbacks:
-            callback(progress)
-
+        logger = TensorBoardLogger(tensorboard_dir)
     try:
-        engine.train(config, run_dir, data=data, on_progress=on_progress, should_stop=should_stop)
+        engine.train(
+            config, run_dir, data=data, callbacks=[logger] if logger else [],
+            on_progress=report, should_stop=should_stop,
+        )  # fmt: skip
         return "ok", ""
     except engine.Interrupted:
         raise
@@ -524,7 +517,7 @@ def examine_run(
     if state is not None:
         config = TrainConfig.from_dict(state["config"], source=f"{run_dir} config")
     if generator is not None and critic is not None and config is not None:
-        data = datasets.load(config.data, **engine._data_options(config))
+        data = datasets.load_for(config)
         n = min(config.eval_samples, DIAGNOSTIC_SAMPLES)
         rand = BatchRandom(torch.Generator().manual_seed(config.seed + 11))
         real = data.draw(rand, n)
@@ -582,7 +575,7 @@ def train_critics(
 ) -> list[tuple[RunResult, torch.nn.Module]]:
     """Train each strategy's critic for ``iters`` steps against ``FixedGenerator``."""
     base = compare.base
-    data = datasets.load(base.data, **engine._data_options(base))
+    data = datasets.load_for(base)
     processes = distributed.Processes(device=distributed.pick_device(base.device))
     results = []
     with _threads(compare.threads):

@@ -25,6 +25,11 @@ class Processes:
         return self.rank == 0
 
 
+def is_main_process() -> bool:
+    """False only in a torchrun process of rank > 0 (readable before any group exists)."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def pick_device(preference: str) -> torch.device:
     if preference == "cuda" or (preference == "auto" and torch.cuda.is_available()):
         if not torch.cuda.is_available():

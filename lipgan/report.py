@@ -400,7 +400,7 @@ class CompareDisplay:
         self.progress.__exit__(*exc)
 
     def __call__(self, event: comparing.Event) -> None:
-        from lipgan.reporting import describe
+        from lipgan.display import describe
 
         self.done[event.name] = event.iteration
         self.progress.update(self.overall, completed=sum(self.done.values()))

@@ -19,12 +19,13 @@ import pickle
 import re
 import tempfile
 import warnings
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from lipgan.errors import CheckpointError, LipganError
+from lipgan.errors import CheckpointError, ConfigError, LipganError
 
 CHECKPOINT_FORMAT = 1
 
@@ -242,3 +243,41 @@ def _records(path: Path) -> list[tuple[str, dict[str, Any] | None]]:
             record = None
         out.append((line, record if isinstance(record, dict) else None))
     return out
+
+
+# --- naming and claiming a folder ----------------------------------------------------------
+
+
+def default_folder(parent: str, kind: str, data: str, seed: int) -> Path:
+    """parent/<kind>__<data>__s<seed>__<time>: a new folder's name says what it holds."""
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    data = data.replace("/", "_").replace(":", "-")[:40]
+    return Path(parent) / f"{kind}__{data}__s{seed}__{stamp}"
+
+
+def is_run_folder(folder: Path) -> bool:
+    """A folder lipgan wrote: only such a folder may be deleted by --overwrite."""
+    run = RunFolder(folder)
+    return run.config.is_file() and run.metrics.is_file()
+
+
+def check_writable(run_dir: Path) -> None:
+    """Refuse an --out that cannot be created or written, before anything is trained.
+
+    Probes the folder itself or, when it does not exist yet, its nearest existing
+    parent (creating nothing that stays behind).
+    """
+    existing = run_dir
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(
+            f"--out {run_dir} cannot be created: {existing} is a file; choose another folder"
+        )
+    try:
+        with tempfile.TemporaryDirectory(dir=existing, prefix=".lipgan-write-test-"):
+            pass
+    except OSError as exc:
+        raise ConfigError(
+            f"--out {run_dir} is not writable ({exc.strerror or exc}); choose a writable folder"
+        ) from None

@@ -6,10 +6,8 @@ one-line message; the engine behind it can trust what it receives.
 
 from __future__ import annotations
 
-import os
 import shlex
 import shutil
-import tempfile
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -25,6 +23,9 @@ from lipgan.runio import (
     RunFolder,
     atomic_write_bytes,
     atomic_write_text,
+    check_writable,
+    default_folder,
+    is_run_folder,
     load_checkpoint,
     load_state,
 )
@@ -48,12 +49,17 @@ def build_config(config_file: Path | None, overrides: dict[str, Any]) -> TrainCo
     return config
 
 
+def default_out(config: TrainConfig) -> Path:
+    """runs/<constraint>__<data>__s<seed>__<time>."""
+    return default_folder("runs", config.constraint.replace("+", "-"), config.data, config.seed)
+
+
 def prepare(config: TrainConfig, overwrite: bool = False) -> PreparedRun:
     """Load the data, resolve defaults and claim the output folder."""
-    data = datasets.load(config.data, **engine._data_options(config))
+    data = datasets.load_for(config)
     resolved = _resolve(config, data.family)
-    run_dir = Path(resolved.out) if resolved.out else engine.default_out(resolved)
-    if int(os.environ.get("RANK", "0")) != 0:  # only the main process claims the folder
+    run_dir = Path(resolved.out) if resolved.out else default_out(resolved)
+    if not distributed.is_main_process():  # only the main process claims the folder
         return PreparedRun(replace(resolved, out=str(run_dir)), run_dir, data, resume=False)
     if run_dir.exists() and not run_dir.is_dir():
         raise ConfigError(f"--out {run_dir} is a file; choose a folder")
@@ -82,34 +88,6 @@ def _resolve(config: TrainConfig, family: str) -> TrainConfig:
     engine.build_constraint(resolved, family)
     distributed.pick_device(resolved.device)
     return resolved
-
-
-def is_run_folder(folder: Path) -> bool:
-    """A folder lipgan wrote: only such a folder may be deleted by --overwrite."""
-    run = RunFolder(folder)
-    return run.config.is_file() and run.metrics.is_file()
-
-
-def check_writable(run_dir: Path) -> None:
-    """Refuse an --out that cannot be created or written, before anything is trained.
-
-    Probes the folder itself or, when it does not exist yet, its nearest existing
-    parent (creating nothing that stays behind).
-    """
-    existing = run_dir
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
-        raise ConfigError(
-            f"--out {run_dir} cannot be created: {existing} is a file; choose another folder"
-        )
-    try:
-        with tempfile.TemporaryDirectory(dir=existing, prefix=".lipgan-write-test-"):
-            pass
-    except OSError as exc:
-        raise ConfigError(
-            f"--out {run_dir} is not writable ({exc.strerror or exc}); choose a writable folder"
-        ) from None
 
 
 # Options that may change when a run is resumed: the budget and the bookkeeping.
@@ -167,7 +145,7 @@ def prepare_resume(run_dir: Path, overrides: dict[str, Any]) -> PreparedRun:
             f"{run_dir} already finished {state['iteration']} iterations; "
             "raise --iters to train further"
         )
-    data = datasets.load(config.data, **engine._data_options(config))
+    data = datasets.load_for(config)
     resolved = _resolve(config, data.family)
     if changed:
         check_writable(run_dir)

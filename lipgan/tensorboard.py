@@ -1,25 +1,21 @@
-"""TensorBoard logging as an ``engine.train`` progress callback (optional extra).
+"""TensorBoard logging as a training callback (optional extra: lipgan[tensorboard]).
 
-The engine reports ``Progress`` after every iteration (``metrics`` set on log steps) and
-writes samples and checkpoints into the run folder *before* it reports, so the callback
-logs, at each log step:
-
-- every metric as a scalar under its namespaced name (loss/critic, quality/w1 ...);
-- each sample picture (or text) the run folder gained since the last log step;
-- a histogram of every critic weight tensor whenever checkpoints/last.pt changed.
-
-Reading the run folder keeps the engine free of any TensorBoard code; it costs one
-checkpoint load per checkpoint written.
+At each log step every metric is a scalar under its namespaced name (loss/critic,
+quality/w1 ...); every sample file the run writes becomes an image (or text); every
+checkpoint adds a histogram of each critic weight tensor. The engine knows nothing of
+TensorBoard: it calls the hooks, on the main process only.
 """
 
 from __future__ import annotations
 
-import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from lipgan.callbacks import Callback
+from lipgan.config import TrainConfig
 from lipgan.errors import ConfigError
-from lipgan.runio import RunFolder, load_checkpoint
+from lipgan.runio import load_checkpoint
 
 INSTALL_HINT = "pip install lipgan[tensorboard]"
 
@@ -35,61 +31,58 @@ def require_tensorboard() -> None:
         ) from None
 
 
-class TensorBoardLogger:
-    """Callable ``on_progress`` that mirrors a run folder into TensorBoard event files."""
+class TensorBoardLogger(Callback):
+    """Mirrors a run into TensorBoard event files in ``log_dir`` (default RUN/tensorboard).
 
-    def __init__(self, log_dir: Path, run_dir: Path) -> None:
+    Use as a context manager (or call ``close``) so the last events are flushed.
+    """
+
+    def __init__(self, log_dir: Path | None = None) -> None:
         require_tensorboard()
+        self.log_dir = log_dir
+        self.writer: Any = None  # opened at the start, on the main process only
+        self.histogram_iteration: int | None = None
+
+    def __enter__(self) -> TensorBoardLogger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def on_train_start(self, config: TrainConfig, run_dir: Path, iteration: int) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
-        self.enabled = int(os.environ.get("RANK", "0")) == 0  # one writer per run
-        self.run = RunFolder(run_dir)
-        self.writer = SummaryWriter(str(log_dir)) if self.enabled else None
-        self.logged_samples: set[str] = set()
-        self.checkpoint_mtime: int | None = None
+        self.writer = SummaryWriter(str(self.log_dir or Path(run_dir) / "tensorboard"))
 
-    def __call__(self, progress: Any) -> None:
-        if self.writer is None or progress.metrics is None:
-            return
-        step = progress.iteration
-        for key, value in progress.metrics.items():
+    def on_log(self, iteration: int, metrics: Mapping[str, float]) -> None:
+        for key, value in metrics.items():
             if key != "step" and isinstance(value, int | float):
-                self.writer.add_scalar(key, value, step)
-        self._samples(step)
-        self._histograms(step)
+                self.writer.add_scalar(key, value, iteration)
         self.writer.flush()
 
-    def _samples(self, step: int) -> None:
-        if not self.run.samples.is_dir():
-            return
-        for path in sorted(self.run.samples.glob("step_*.*")):
-            if path.name in self.logged_samples:
-                continue
-            self.logged_samples.add(path.name)
-            sample_step = int(path.stem.removeprefix("step_"))
-            if path.suffix == ".png":
-                import numpy as np
-                from PIL import Image
+    def on_sample(self, iteration: int, path: Path) -> None:
+        if path.suffix == ".png":
+            import numpy as np
+            from PIL import Image
 
-                with Image.open(path) as image:
-                    pixels = np.asarray(image.convert("RGB"))
-                self.writer.add_image("samples", pixels, sample_step, dataformats="HWC")
-            elif path.suffix == ".txt":
-                text = path.read_text("utf-8", errors="replace")[:4000]
-                self.writer.add_text("samples", "    " + text.replace("\n", "\n    "), sample_step)
+            with Image.open(path) as image:
+                pixels = np.asarray(image.convert("RGB"))
+            self.writer.add_image("samples", pixels, iteration, dataformats="HWC")
+        elif path.suffix == ".txt":
+            text = path.read_text("utf-8", errors="replace")[:4000]
+            self.writer.add_text("samples", "    " + text.replace("\n", "\n    "), iteration)
 
-    def _histograms(self, step: int) -> None:
-        if not self.run.last.is_file():
+    def on_checkpoint(self, iteration: int, path: Path) -> None:
+        if iteration == self.histogram_iteration:
             return
-        mtime = self.run.last.stat().st_mtime_ns
-        if mtime == self.checkpoint_mtime:
-            return
-        self.checkpoint_mtime = mtime
-        state = load_checkpoint(self.run.last)
+        self.histogram_iteration = iteration
+        state = load_checkpoint(path)
         for name, tensor in state["critic"].items():
             if tensor.dim() >= 2 and tensor.is_floating_point():
-                self.writer.add_histogram(f"critic/{name}", tensor.float(), step)
+                self.writer.add_histogram(f"critic/{name}", tensor.float(), iteration)
+        self.writer.flush()
 
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
+            self.writer = None

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from torch import Tensor, nn
 
 from lipgan.batch_random import BatchRandom
+from lipgan.config import TrainConfig
 from lipgan.data.toy import TOY_NAMES, ToyData
 from lipgan.errors import DataError
 
@@ -80,6 +81,17 @@ def load(spec: str, **options: Any) -> DataSource:
         raise DataError(f"unknown data {spec!r}; available: {', '.join(KINDS)} (see `lipgan data`)")
     loader = KINDS[kind][0]
     return loader(arg if sep else kind, options)
+
+
+def load_for(config: TrainConfig) -> DataSource:
+    """The data source a config trains on: its ``data`` spec and data options."""
+    return load(
+        config.data,
+        image_size=config.image_size,
+        channels=config.channels,
+        seq_len=config.seq_len,
+        seed=config.seed,
+    )
 
 
 def restore(meta: dict[str, Any]) -> DataSource:

@@ -23,9 +23,7 @@ from lipgan.engine.measure import (
 )
 from lipgan.engine.parts import Parts, build_parts
 from lipgan.engine.resolve import (
-    _data_options,
     build_constraint,
-    default_out,
     has_penalty,
     resolve,
 )
@@ -44,7 +42,6 @@ __all__ = [
     "Interrupted",
     "Parts",
     "Progress",
-    "_data_options",
     "_eval_noise",
     "_rng_state",
     "_set_rng_state",
@@ -52,7 +49,6 @@ __all__ = [
     "build_parts",
     "critic_loss",
     "critic_update",
-    "default_out",
     "distributed",
     "generator_update",
     "has_penalty",

@@ -10,7 +10,7 @@ import json
 import shlex
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,10 +20,10 @@ from torch import Tensor
 
 from lipgan import data as datasets
 from lipgan import distributed
+from lipgan.callbacks import Callback, Callbacks
 from lipgan.config import TrainConfig, dump_toml
 from lipgan.engine.measure import _eval_noise, _finite, measure, summarize
 from lipgan.engine.parts import Parts, build_parts
-from lipgan.engine.resolve import _data_options
 from lipgan.engine.state import _set_lr_scale, restore, snapshot
 from lipgan.engine.updates import train_iteration
 from lipgan.errors import DivergenceError, LipganError
@@ -52,30 +52,39 @@ def train(
     *,
     data: datasets.DataSource | None = None,
     resume: bool = False,
+    callbacks: Sequence[Callback] = (),
     on_progress: Callable[[Progress], None] | None = None,
     should_stop: Callable[[], int | None] | None = None,
 ) -> dict[str, Any]:
     """Train for ``config.iters`` generator iterations, writing the run folder.
 
-    ``config`` must be validated and resolved (``resolve``). ``should_stop`` returns a
-    signal number when the run must end: the loop finishes the current iteration,
-    writes a checkpoint and raises ``Interrupted`` with exit code 128 + signal.
-    Returns the summary written to summary.json.
+    ``config`` must be validated and resolved (``resolve``); ``lipgan.train`` is the
+    entry that does both. Returns the summary written to summary.json; when a callback's
+    ``should_stop`` ended the run early, a checkpoint is written instead and the summary
+    returned has ``stopped_at``.
+
+    ``on_progress`` and ``should_stop`` are the older form of a callback (a ``Progress``
+    per iteration; a signal number to stop, which raises ``Interrupted`` with exit code
+    128 + signal).
     """
-    report = on_progress or (lambda progress: None)
+    legacy = _ProgressCallback(on_progress, should_stop)
+    everyone = Callbacks([*callbacks, legacy])
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     processes = distributed.setup(config.device)
     parts = None
     try:
-        data = data or datasets.load(config.data, **_data_options(config))
+        data = data or datasets.load_for(config)
         parts, notes = build_parts(config, data, processes)
-        for note in notes:
-            report(Progress(0, config.iters, message=note))
-        summary = _loop(config, parts, RunFolder(run_dir), resume, report, should_stop)
+        # Only the main process reports; every process is asked whether to stop.
+        tell = everyone if processes.is_main else Callback()
+        run = RunFolder(run_dir)
+        summary = _loop(config, parts, run, resume, notes, tell, everyone.should_stop)
         # Rank 0 writes the last files after the last collective; the others wait for it
         # so no process tears the group down while a peer still holds it.
         distributed.wait_for_all(processes)
+        if "stopped_at" in summary and legacy.signum is not None:
+            raise interrupted(summary["stopped_at"], config.iters, run, legacy.signum)
         return summary
     except BaseException as error:
         # The failed call's frames hold the DDP wrappers; free them with the group below.
@@ -118,10 +127,14 @@ def _loop(
     parts: Parts,
     run: RunFolder,
     resume: bool,
-    report: Callable[[Progress], None],
-    should_stop: Callable[[], int | None] | None,
+    notes: list[str],
+    tell: Callback,
+    should_stop: Callable[[], bool],
 ) -> dict[str, Any]:
     loop = _begin(config, parts, run, resume)
+    tell.on_train_start(config, run.root, loop.iteration)
+    for note in notes:
+        tell.on_message(note)
     eval_z = _eval_noise(config, parts.data.family, parts.processes.device)
     loop.good = snapshot(parts, loop.iteration, loop.bookkeeping())
     loop.window_t0, loop.window_start = time.perf_counter(), loop.iteration
@@ -132,19 +145,21 @@ def _loop(
         iteration = loop.iteration
         last = iteration == config.iters
         log_step = iteration % config.log_every == 0 or last
-        signum = _stop_signal(parts, should_stop, log_step)
         # The guard also runs before every checkpoint, so none ever holds a NaN.
-        saving = signum is not None or iteration % config.checkpoint_every == 0
-        if (log_step or saving) and not _finite(parts):
-            _roll_back_or_raise(config, parts, run, loop, report)
+        if (log_step or iteration % config.checkpoint_every == 0) and not _finite(parts):
+            _roll_back_or_raise(config, parts, run, loop, tell)
             continue
-        metrics = _log(config, parts, run, loop, eval_z) if log_step else None
-        _write_outputs(config, parts, run, loop, eval_z, last)
-        report(Progress(iteration, config.iters, metrics))
-        if signum is not None and not last:
-            _interrupt(config, parts, run, loop, signum)
+        if log_step:
+            tell.on_log(iteration, _log(config, parts, run, loop, eval_z))
+        _write_outputs(config, parts, run, loop, eval_z, last, tell)
+        tell.on_iteration(iteration, config.iters)
+        if not last and _agreed_stop(parts, should_stop, log_step):
+            if not _finite(parts):
+                _roll_back_or_raise(config, parts, run, loop, tell)
+                continue
+            return _stop_early(parts, run, loop, tell)
 
-    return _finish(config, parts, run, loop)
+    return _finish(config, parts, run, loop, tell)
 
 
 def _begin(config: TrainConfig, parts: Parts, run: RunFolder, resume: bool) -> LoopState:
@@ -170,15 +185,14 @@ def _begin(config: TrainConfig, parts: Parts, run: RunFolder, resume: bool) -> L
     return loop
 
 
-def _stop_signal(
-    parts: Parts, should_stop: Callable[[], int | None] | None, log_step: bool
-) -> int | None:
-    signum = should_stop() if should_stop is not None else None
+def _agreed_stop(parts: Parts, should_stop: Callable[[], bool], log_step: bool) -> bool:
+    stop = should_stop()
     if parts.processes.world > 1:
         # Every process must stop at the same iteration; agreeing costs a host sync,
-        # so it happens on log steps only (a received signal stays pending until then).
-        signum = distributed.agree_on_signal(signum, parts.processes) if log_step else None
-    return signum
+        # so it happens on log steps only (a stop request stays pending until then).
+        flag = 1 if stop else None
+        stop = log_step and distributed.agree_on_signal(flag, parts.processes) is not None
+    return stop
 
 
 def _roll_back_or_raise(
@@ -186,7 +200,7 @@ def _roll_back_or_raise(
     parts: Parts,
     run: RunFolder,
     loop: LoopState,
-    report: Callable[[Progress], None],
+    tell: Callback,
 ) -> None:
     """Non-finite values: back to the last good state at half the learning rate, or stop."""
     if config.on_nan == "rollback" and loop.rollbacks < config.max_rollbacks:
@@ -195,14 +209,9 @@ def _roll_back_or_raise(
         restore(parts, loop.good, run.last)
         loop.iteration = int(loop.good["iteration"])
         _set_lr_scale(parts, loop.lr_scale)
-        report(
-            Progress(
-                loop.iteration,
-                config.iters,
-                message=f"non-finite values: rolled back to iteration {loop.iteration}, "
-                f"learning rate x{loop.lr_scale:g} (rollback {loop.rollbacks}/"
-                f"{config.max_rollbacks})",
-            )
+        tell.on_message(
+            f"non-finite values: rolled back to iteration {loop.iteration}, "
+            f"learning rate x{loop.lr_scale:g} (rollback {loop.rollbacks}/{config.max_rollbacks})"
         )
         return
     good_iteration = int(loop.good["iteration"])
@@ -245,6 +254,7 @@ def _write_outputs(
     loop: LoopState,
     eval_z: Tensor,
     last: bool,
+    tell: Callback,
 ) -> None:
     """Samples and checkpoints on their schedules (the main process only)."""
     if not parts.processes.is_main:
@@ -252,33 +262,85 @@ def _write_outputs(
     iteration = loop.iteration
     if iteration % config.sample_every == 0 or last:
         with torch.no_grad():
-            parts.data.save_samples(
+            written = parts.data.save_samples(
                 parts.generator(eval_z[: config.eval_samples]),
                 run.sample_path(iteration),
                 parts.critic,
             )
+        tell.on_sample(iteration, written)
     if iteration % config.checkpoint_every == 0 or last:
         state = snapshot(parts, iteration, loop.bookkeeping())
         save_checkpoint(run.last, state)
         save_checkpoint(run.numbered_checkpoint(iteration), state)
         run.prune_checkpoints(config.keep)
+        tell.on_checkpoint(iteration, run.last)
 
 
-def _interrupt(
-    config: TrainConfig, parts: Parts, run: RunFolder, loop: LoopState, signum: int
-) -> None:
+def _stop_early(parts: Parts, run: RunFolder, loop: LoopState, tell: Callback) -> dict[str, Any]:
+    """A callback asked to stop: checkpoint (no summary.json: the run is not finished)."""
     if parts.processes.is_main:
         save_checkpoint(run.last, snapshot(parts, loop.iteration, loop.bookkeeping()))
-    raise Interrupted(
-        f"stopped at iteration {loop.iteration}/{config.iters}; checkpoint in {run.last}; "
+        tell.on_checkpoint(loop.iteration, run.last)
+    summary = summarize(
+        loop.last_metrics, time.perf_counter() - loop.t0, loop.iteration, loop.rollbacks
+    )
+    summary["stopped_at"] = loop.iteration
+    tell.on_train_end(summary)
+    return summary
+
+
+def _finish(
+    config: TrainConfig, parts: Parts, run: RunFolder, loop: LoopState, tell: Callback
+) -> dict[str, Any]:
+    seconds = time.perf_counter() - loop.t0
+    summary = summarize(loop.last_metrics, seconds, config.iters, loop.rollbacks)
+    if parts.processes.is_main:
+        atomic_write_text(run.summary, json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    tell.on_train_end(summary)
+    return summary
+
+
+def interrupted(iteration: int, total: int, run: RunFolder, signum: int) -> Interrupted:
+    """The error a signal-stopped run ends with: where it stopped and how to resume."""
+    return Interrupted(
+        f"stopped at iteration {iteration}/{total}; checkpoint in {run.last}; "
         f"resume with: lipgan train --resume {shlex.quote(str(run.root))}",
         exit_code=128 + signum,
     )
 
 
-def _finish(config: TrainConfig, parts: Parts, run: RunFolder, loop: LoopState) -> dict[str, Any]:
-    seconds = time.perf_counter() - loop.t0
-    summary = summarize(loop.last_metrics, seconds, config.iters, loop.rollbacks)
-    if parts.processes.is_main:
-        atomic_write_text(run.summary, json.dumps(summary, indent=2, sort_keys=True) + "\n")
-    return summary
+class _ProgressCallback(Callback):
+    """The older callback form: ``on_progress(Progress)`` and a signal-number stop."""
+
+    def __init__(
+        self,
+        on_progress: Callable[[Progress], None] | None,
+        should_stop: Callable[[], int | None] | None,
+    ) -> None:
+        self.on_progress = on_progress
+        self.ask = should_stop
+        self.signum: int | None = None
+        self.iteration = 0
+        self.total = 0
+        self.metrics: dict[str, float] | None = None
+
+    def on_train_start(self, config: TrainConfig, run_dir: Path, iteration: int) -> None:
+        self.iteration, self.total = iteration, config.iters
+
+    def on_message(self, text: str) -> None:
+        if self.on_progress is not None:
+            self.on_progress(Progress(self.iteration, self.total, message=text))
+
+    def on_log(self, iteration: int, metrics: Mapping[str, float]) -> None:
+        self.metrics = dict(metrics)
+
+    def on_iteration(self, iteration: int, total: int) -> None:
+        self.iteration = iteration
+        if self.on_progress is not None:
+            self.on_progress(Progress(iteration, total, self.metrics))
+        self.metrics = None
+
+    def should_stop(self) -> bool:
+        if self.ask is not None and self.signum is None:
+            self.signum = self.ask()
+        return self.signum is not None

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from pathlib import Path
-from typing import Any
-
 from lipgan import constraints as registry
 from lipgan import distributed, models
 from lipgan.config import TrainConfig, replace
@@ -78,19 +74,3 @@ def build_constraint(config: TrainConfig, family: str) -> Constraint:
 def has_penalty(constraint: Constraint) -> bool:
     parts = constraint.parts if isinstance(constraint, Chain) else [constraint]
     return any(type(p).penalty is not Constraint.penalty for p in parts)
-
-
-def default_out(config: TrainConfig) -> Path:
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    data = config.data.replace("/", "_").replace(":", "-")[:40]
-    name = config.constraint.replace("+", "-")
-    return Path("runs") / f"{name}__{data}__s{config.seed}__{stamp}"
-
-
-def _data_options(config: TrainConfig) -> dict[str, Any]:
-    return {
-        "image_size": config.image_size,
-        "channels": config.channels,
-        "seq_len": config.seq_len,
-        "seed": config.seed,
-    }
