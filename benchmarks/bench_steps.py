@@ -64,7 +64,7 @@ def worker(model: str, constraint: str, variant: str, iters: int, warmup: int, t
         rand = engine.BatchRandom(torch.Generator().manual_seed(0))
         plain = PlainWGAN(
             generator, critic, lambda n: source.draw(rand, n), config.z_dim, batch,
-            penalty_weight=config.penalty_weight if constraint == "gp" else None,
+            penalty_weight=config.constraint_options["gp.weight"] if constraint == "gp" else None,
             lr=config.lr, betas=config.betas,
         )  # fmt: skip
         step = plain.iteration

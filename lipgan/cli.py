@@ -233,6 +233,8 @@ def train(
         betas=_floats(betas, "--betas", 2),
         constraint_options=_options(option),
         out=None if out is None else str(out),
+        penalty_weight=penalty_weight,  # --lambda and --clip: folded into the options
+        clip_value=clip_value,
     )
     if nproc < 1:
         raise typer.BadParameter("must be >= 1", param_hint="--nproc")

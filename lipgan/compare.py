@@ -35,7 +35,7 @@ import torch
 from lipgan import constraints as registry
 from lipgan import data as datasets
 from lipgan import diagnostics, distributed, engine, runs
-from lipgan.config import TrainConfig, replace
+from lipgan.config import TrainConfig, fold_shorthands, replace, strategy_param
 from lipgan.constraints.base import BatchRandom
 from lipgan.errors import ConfigError, DivergenceError, LipganError
 from lipgan.runio import RunFolder, default_folder
@@ -172,10 +172,11 @@ def setup(
 
 
 def _entry_config(base: TrainConfig, entry: Entry, out: Path) -> TrainConfig:
+    options = fold_shorthands(entry.constraint, clip_value=entry.clip_value)
     return replace(
         base,
         constraint=entry.constraint,
-        clip_value=entry.clip_value,
+        constraint_options={**base.constraint_options, **options},
         out=str(out / "runs" / entry.name),
     )
 
@@ -523,7 +524,7 @@ def examine_run(
         real = data.draw(rand, n)
         with torch.no_grad():
             fake = generator(rand.normal(n, config.z_dim)).to(real.dtype)
-        clip = config.clip_value if "c" in _all_params(config.constraint) else None
+        clip = strategy_param(config, "c")
         critic_report = diagnostics.examine_critic(critic, real, fake, config.seed, clip)
         if data.family == "points":
             panel = (real.numpy(), fake.numpy(), critic)
@@ -544,10 +545,6 @@ def examine_run(
         panel,
         samples[-1] if samples else None,
     )
-
-
-def _all_params(spec: str) -> set[str]:
-    return {p for info in registry.parse(spec) for p in info.params}
 
 
 # --- critic-only mode (paper, Fig. 2) -----------------------------------------------------------
@@ -616,7 +613,7 @@ def _train_critic(
     critic = parts.critic
     with torch.no_grad():
         w_estimate = float(critic(real).mean() - critic(fake).mean())
-    clip = config.clip_value if "c" in _all_params(config.constraint) else None
+    clip = strategy_param(config, "c")
     report = diagnostics.examine_critic(critic, real, fake, config.seed, clip)
     numbers = report.numbers()
     row = {

@@ -1,9 +1,13 @@
 """Training configuration: one typed dataclass, loadable from TOML, validated once.
 
 ``TrainConfig`` holds what the user asked for; ``None`` in a strategy-dependent
-field (learning rate, betas, penalty weight ...) means "the strategy's default".
-``resolve`` fills those in for the chosen strategy and data, so the config saved
-into a run folder is complete and re-running it reproduces the run.
+field (learning rate, betas ...) means "the strategy's default". The strategy's own
+parameters live in one place, ``constraint_options`` ('gp.weight', 'clip.c' ...):
+``--lambda`` and ``--clip`` are shorthands folded into it at the edge
+(``fold_shorthands``), and config files written before that (with ``penalty_weight`` /
+``clip_value``) are migrated when they are read. ``resolve`` fills the rest for the
+chosen strategy and data, so the config saved into a run folder is complete and
+re-running it reproduces the run.
 """
 
 from __future__ import annotations
@@ -54,12 +58,9 @@ class TrainConfig:
     """Generator learning rate; set it apart from lr for TTUR."""
     betas: tuple[float, float] | None = None
     """Adam betas."""
-    penalty_weight: float | None = None
-    """Penalty weight lambda for strategies that have one."""
-    clip_value: float | None = None
-    """Weight clipping bound c for strategies that clip."""
     constraint_options: dict[str, float] = field(default_factory=dict)
-    """Extra strategy settings as 'strategy.param' = value (e.g. 'sn.power_iterations')."""
+    """The strategy's parameters as 'strategy.param' = value ('gp.weight', 'clip.c',
+    'sn.power_iterations'); unset ones take the strategy's defaults."""
 
     # models
     hidden: int | None = None
@@ -131,6 +132,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "config") -> TrainConfig:
+        data = _migrate(data, source)
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
@@ -140,6 +142,50 @@ class TrainConfig:
             )
         config = cls()
         return replace(config, source=source, **data)
+
+
+# The options --lambda and --clip: the parameter they set in every part that has it.
+SHORTHANDS = {"penalty_weight": "weight", "clip_value": "c"}
+
+
+def fold_shorthands(
+    constraint: str, penalty_weight: float | None = None, clip_value: float | None = None
+) -> dict[str, float]:
+    """--lambda / --clip as 'strategy.param' options: the weight of every part of the chain
+    that has one (c of every part that clips); refused when no part has it."""
+    from lipgan.constraints import registry
+
+    if penalty_weight is not None and not (math.isfinite(penalty_weight) and penalty_weight >= 0):
+        raise ConfigError(f"--lambda must be >= 0, got {penalty_weight:g}")
+    if clip_value is not None and not (math.isfinite(clip_value) and clip_value > 0):
+        raise ConfigError(f"--clip must be > 0, got {clip_value:g}")
+    params = registry.resolve_params(constraint, "", penalty_weight, clip_value)
+    given = {"weight": penalty_weight, "c": clip_value}
+    return {
+        f"{part}.{key}": value
+        for part, values in params.items()
+        for key, value in values.items()
+        if given.get(key) is not None
+    }
+
+
+def _migrate(data: dict[str, Any], source: str) -> dict[str, Any]:
+    """A config written before the shorthands were folded in (penalty_weight, clip_value
+    at the top level) in today's form; its own options still win, as they did then."""
+    if not any(k in data for k in SHORTHANDS):
+        return data
+    shorthands = {k: _coerce(k, data[k], float, source) for k in SHORTHANDS if k in data}
+    data = {k: v for k, v in data.items() if k not in SHORTHANDS}
+    if any(v is not None for v in shorthands.values()):
+        folded = fold_shorthands(str(data.get("constraint", TrainConfig.constraint)), **shorthands)
+        data["constraint_options"] = {**folded, **dict(data.get("constraint_options") or {})}
+    return data
+
+
+def strategy_param(config: TrainConfig, param: str) -> float | None:
+    """The value of ``param`` (e.g. 'c') in a resolved config, if one part of it has it."""
+    values = [v for k, v in config.constraint_options.items() if k.endswith(f".{param}")]
+    return values[0] if len(values) == 1 else None
 
 
 def replace(config: TrainConfig, source: str = "option", **changes: Any) -> TrainConfig:
@@ -235,8 +281,6 @@ LOWER_BOUNDS: dict[str, tuple[float, bool]] = {
     "penalty_every": (1, True),
     "lr": (0, False),
     "generator_lr": (0, False),
-    "penalty_weight": (0, True),
-    "clip_value": (0, False),
     "hidden": (1, True),
     "critic_layers": (1, True),
     "generator_layers": (1, True),
@@ -256,7 +300,7 @@ LOWER_BOUNDS: dict[str, tuple[float, bool]] = {
 MAX_SEED = 2**32 - 1
 """Seeds fit numpy's legacy seeding and leave torch room for derived streams."""
 
-CLI_NAMES = {"penalty_weight": "--lambda", "clip_value": "--clip"}
+CLI_NAMES = {"penalty_weight": "--lambda", "clip_value": "--clip", "constraint_options": "--option"}
 
 
 def option_name(name: str) -> str:
@@ -284,6 +328,9 @@ def validate(config: TrainConfig) -> None:
             raise ConfigError(f"--betas must both lie in [0, 1), got {b1:g},{b2:g}")
     if config.channels is not None and config.channels not in (1, 3):
         raise ConfigError(f"--channels must be 1 or 3, got {config.channels}")
+    from lipgan.constraints import registry
+
+    registry.resolve_params(config.constraint, "", options=config.constraint_options)
     if config.schedule == "one-step" and config.n_critic not in (None, 1):
         raise ConfigError(
             "--schedule one-step updates both networks together; set --n-critic 1 with it"

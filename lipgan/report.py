@@ -484,13 +484,13 @@ def run_diagnose(
 ) -> Path:
     """The compare's figures and table for one finished run folder."""
     console = console or Console(highlight=False)
-    from lipgan.config import load_toml
+    from lipgan.config import load_toml, strategy_param
     from lipgan.errors import ConfigError
 
     if not (run_dir / "config.toml").is_file():
         raise ConfigError(f"{run_dir} is not a run folder (no config.toml); check the path")
     config = load_toml(run_dir / "config.toml")
-    entry = comparing.Entry(run_dir.name, config.constraint, config.clip_value)
+    entry = comparing.Entry(run_dir.name, config.constraint, strategy_param(config, "c"))
     if threshold is not None and not (math.isfinite(threshold) and threshold > 0):
         raise ConfigError(f"--threshold must be > 0, got {threshold:g}")
     result = comparing.examine_run(run_dir, entry, threshold=threshold)

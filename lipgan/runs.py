@@ -17,7 +17,16 @@ import torch
 
 from lipgan import data as datasets
 from lipgan import distributed, engine, models
-from lipgan.config import TrainConfig, dump_toml, load_toml, option_name, replace, validate
+from lipgan.config import (
+    SHORTHANDS,
+    TrainConfig,
+    dump_toml,
+    fold_shorthands,
+    load_toml,
+    option_name,
+    replace,
+    validate,
+)
 from lipgan.errors import CheckpointError, ConfigError, LipganError
 from lipgan.runio import (
     RunFolder,
@@ -43,9 +52,22 @@ class PreparedRun:
 def build_config(config_file: Path | None, overrides: dict[str, Any]) -> TrainConfig:
     """The config file (if any), then the options the user gave, then validation."""
     config = load_toml(config_file) if config_file is not None else TrainConfig()
-    given = {k: v for k, v in overrides.items() if v is not None}
-    config = replace(config, **given)
+    config = with_options(config, overrides)
     validate(config)
+    return config
+
+
+def with_options(config: TrainConfig, overrides: dict[str, Any]) -> TrainConfig:
+    """``config`` with the options given (None: not given). --lambda / --clip become
+    strategy options here, at the edge; ``--option`` values win over them."""
+    given = {k: v for k, v in overrides.items() if v is not None}
+    shorthands = {k: given.pop(k) for k in SHORTHANDS if k in given}
+    options = given.pop("constraint_options", {})
+    config = replace(config, source="option", **given)
+    folded = fold_shorthands(config.constraint, **shorthands) if shorthands else {}
+    if folded or options:
+        merged = {**config.constraint_options, **folded, **options}
+        config = replace(config, constraint_options=merged)
     return config
 
 
@@ -84,8 +106,7 @@ def prepare(config: TrainConfig, overwrite: bool = False) -> PreparedRun:
 def _resolve(config: TrainConfig, family: str) -> TrainConfig:
     """engine.resolve, plus the checks that would otherwise fail only once training
     started: the strategy's own parameter checks and the device's availability."""
-    resolved = engine.resolve(config, family)
-    engine.build_constraint(resolved, family)
+    resolved = engine.resolve(config, family)  # builds the strategy once: its own checks
     distributed.pick_device(resolved.device)
     return resolved
 
@@ -106,10 +127,11 @@ def prepare_resume(run_dir: Path, overrides: dict[str, Any]) -> PreparedRun:
     if not run.last.exists():
         raise ConfigError(f"cannot resume {run_dir}: no checkpoints/last.pt yet; start anew")
     saved = load_toml(run.config)
-    given = {k: v for k, v in overrides.items() if v is not None}
     # Compare after coercion: --betas 0.5,0.9 (a list) equals the saved (0.5, 0.9).
-    config = replace(saved, source="option", **given)
-    changed = sorted(k for k in given if getattr(config, k) != getattr(saved, k))
+    config = with_options(saved, overrides)
+    changed = sorted(
+        f.name for f in fields(TrainConfig) if getattr(config, f.name) != getattr(saved, f.name)
+    )
     refused = [k for k in changed if k not in RESUMABLE]
     if refused:
         raise ConfigError(

@@ -54,7 +54,8 @@ def test_every_kind_of_option_lands_in_its_field(calls) -> None:
     invoke(
         "train", "-c", "sn+gp", "-d", "25gaussians", "--iters", "7", "--seed", "3",
         "--lr", "2e-4", "--generator-lr", "1e-4", "--betas", "0.5,0.99",
-        "--optimizer", "adam", "-o", "sn.power_iterations=2", "--schedule", "one-step",
+        "--optimizer", "adam", "--lambda", "3", "-o", "sn.power_iterations=2",
+        "--schedule", "one-step",
         "--n-critic", "1", "--compile", "--precision", "bf16", "--on-nan", "rollback",
         "--out", "somewhere",
     )  # fmt: skip
@@ -63,9 +64,17 @@ def test_every_kind_of_option_lands_in_its_field(calls) -> None:
         "sn+gp", "25gaussians", 7, 3
     )  # fmt: skip
     assert (config.lr, config.generator_lr, config.betas) == (2e-4, 1e-4, (0.5, 0.99))
-    assert config.constraint_options == {"sn.power_iterations": 2.0}
+    # --lambda lands on the part with a weight; --option sets any part's parameter.
+    assert config.constraint_options == {"gp.weight": 3.0, "sn.power_iterations": 2.0}
     assert (config.schedule, config.n_critic, config.compile) == ("one-step", 1, True)
     assert (config.precision, config.on_nan, config.out) == ("bf16", "rollback", "somewhere")
+
+
+def test_an_option_wins_over_lambda_and_the_file_over_nothing(calls, tmp_path) -> None:
+    file = tmp_path / "c.toml"
+    file.write_text('constraint = "r1+r2"\n[constraint_options]\n"r2.weight" = 5.0\n')
+    invoke("train", "--config", file, "--lambda", "2", "-o", "r1.weight=7")
+    assert calls[0]["config"].constraint_options == {"r1.weight": 7.0, "r2.weight": 2.0}
 
 
 def test_a_config_file_is_read_and_options_override_it(calls, tmp_path) -> None:
@@ -99,6 +108,9 @@ def test_nproc_passes_the_command_words_for_torchrun(calls, monkeypatch) -> None
         (["--betas", "0.5"], "expected 2 numbers"),
         (["-o", "gp.weight"], "STRATEGY.PARAM=NUMBER"),
         (["--iters", "0"], "--iters must be >= 1"),
+        (["--lambda", "-1"], "--lambda must be >= 0"),
+        (["-c", "clip", "--lambda", "1"], "--lambda has no effect"),
+        (["-c", "gq"], "unknown constraint 'gq'"),
     ],
 )
 def test_bad_options_never_reach_the_library(calls, args, words) -> None:

@@ -87,11 +87,11 @@ def test_clip_runs_use_their_own_bound_and_the_strategy_defaults(report):
     import tomllib
 
     configs = {n: tomllib.loads((report / "runs" / n / "config.toml").read_text()) for n in NAMES}
-    assert configs["clip@0.1"]["clip_value"] == 0.1
-    assert configs["clip@0.01"]["clip_value"] == 0.01
+    assert configs["clip@0.1"]["constraint_options"] == {"clip.c": 0.1}
+    assert configs["clip@0.01"]["constraint_options"] == {"clip.c": 0.01}
     assert configs["clip@0.1"]["optimizer"] == "rmsprop"
     assert configs["gp"]["optimizer"] == "adam"
-    assert configs["gp"]["penalty_weight"] == 0.1  # gp's default on points
+    assert configs["gp"]["constraint_options"] == {"gp.weight": 0.1}  # default on points
     assert {c["seed"] for c in configs.values()} == {0}
     assert {c["iters"] for c in configs.values()} == {6}
 

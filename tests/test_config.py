@@ -16,6 +16,7 @@ from lipgan.config import (
     MAX_SEED,
     TrainConfig,
     dump_toml,
+    fold_shorthands,
     load_toml,
     option_name,
     replace,
@@ -142,20 +143,70 @@ def test_a_missing_or_malformed_file_is_one_line(tmp_path: Path) -> None:
     iters=st.integers(1, 10**6),
     lr=st.floats(1e-8, 1.0),
     betas=st.tuples(st.floats(0, 0.99), st.floats(0, 0.99)),
-    weight=st.floats(0, 100),
     options=st.dictionaries(st.sampled_from(["gp.weight", "sn.power_iterations"]), st.floats(0, 9)),
     seed=st.integers(0, MAX_SEED),
 )
-def test_a_saved_config_loads_back_equal(iters, lr, betas, weight, options, seed) -> None:
+def test_a_saved_config_loads_back_equal(iters, lr, betas, options, seed) -> None:
     config = replace(
-        TrainConfig(),
+        TrainConfig(constraint="sn+gp"),
         iters=iters,
         lr=lr,
         betas=betas,
-        penalty_weight=weight,
         constraint_options=options,
         seed=seed,
     )
     validate(config)
     restored = TrainConfig.from_dict(__import__("tomllib").loads(dump_toml(config)))
     assert restored == config
+
+
+@pytest.mark.parametrize(
+    ("old", "options"),
+    [
+        ({"constraint": "gp", "penalty_weight": 0.1}, {"gp.weight": 0.1}),
+        ({"constraint": "clip", "clip_value": 0.02}, {"clip.c": 0.02}),
+        # --lambda applied to the parts with a weight; the options won over it, as then.
+        (
+            {"constraint": "sn+gp", "penalty_weight": 5.0,
+             "constraint_options": {"sn.power_iterations": 2.0}},
+            {"gp.weight": 5.0, "sn.power_iterations": 2.0},
+        ),
+        (
+            {"constraint": "r1+r2", "penalty_weight": 3.0,
+             "constraint_options": {"r2.weight": 1.0}},
+            {"r1.weight": 3.0, "r2.weight": 1.0},
+        ),
+    ],
+)  # fmt: skip
+def test_a_config_of_the_old_form_is_migrated_when_read(tmp_path, old, options) -> None:
+    import tomli_w
+
+    path = tmp_path / "config.toml"
+    path.write_text(tomli_w.dumps(old))
+    assert load_toml(path).constraint_options == options
+
+
+def test_a_bad_old_lambda_is_named_like_the_option() -> None:
+    with pytest.raises(ConfigError, match="penalty_weight = 'x' is not a valid number"):
+        TrainConfig.from_dict({"penalty_weight": "x"}, source="run.toml")
+    with pytest.raises(ConfigError, match="--lambda has no effect"):
+        TrainConfig.from_dict({"constraint": "clip", "penalty_weight": 1.0})
+
+
+def test_lambda_and_clip_fold_into_the_parts_that_have_them() -> None:
+    assert fold_shorthands("sn+gp", penalty_weight=4.0) == {"gp.weight": 4.0}
+    assert fold_shorthands("r1+r2", penalty_weight=2.0) == {"r1.weight": 2.0, "r2.weight": 2.0}
+    assert fold_shorthands("clip", clip_value=0.1) == {"clip.c": 0.1}
+    with pytest.raises(ConfigError, match="--lambda must be >= 0"):
+        fold_shorthands("gp", penalty_weight=-1.0)
+    with pytest.raises(ConfigError, match="--clip has no effect"):
+        fold_shorthands("gp", clip_value=0.1)
+
+
+def test_validate_checks_the_strategy_string_and_its_options() -> None:
+    with pytest.raises(ConfigError, match="unknown constraint 'gq'"):
+        validate(TrainConfig(constraint="gq"))
+    with pytest.raises(ConfigError, match="empty part"):
+        validate(TrainConfig(constraint="sn+"))
+    with pytest.raises(ConfigError, match="constraint option 'clip.c' does not exist"):
+        validate(TrainConfig(constraint="gp", constraint_options={"clip.c": 0.1}))

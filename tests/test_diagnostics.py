@@ -149,7 +149,7 @@ def test_examine_critic_after_clipping_keeps_every_weight_within_c():
 def test_clip_run_leaves_every_critic_weight_within_c(tmp_path):
     config = TrainConfig(
         constraint="clip", iters=4, hidden=16, batch_size=32, log_every=2, eval_samples=32,
-        out=str(tmp_path / "run"), clip_value=0.05,
+        out=str(tmp_path / "run"), constraint_options={"clip.c": 0.05},
     )  # fmt: skip
     prepared = runs.prepare(config)
     engine.train(prepared.config, prepared.run_dir, data=prepared.data)

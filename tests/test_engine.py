@@ -59,16 +59,18 @@ def test_clip_run_keeps_every_critic_weight_in_the_box(tmp_path):
 def test_resolve_fills_strategy_and_family_defaults():
     gp_points = engine.resolve(tiny_config(), "points")
     assert (gp_points.optimizer, gp_points.lr, gp_points.betas) == ("adam", 1e-4, (0.5, 0.9))
-    assert gp_points.penalty_weight == 0.1 and gp_points.n_critic == 5 and gp_points.z_dim == 2
+    assert gp_points.constraint_options == {"gp.weight": 0.1}
+    assert gp_points.n_critic == 5 and gp_points.z_dim == 2
     gp_images = engine.resolve(tiny_config(architecture="mlp"), "images")
-    assert gp_images.penalty_weight == 10.0 and gp_images.betas == (0.0, 0.9)
+    assert gp_images.constraint_options == {"gp.weight": 10.0} and gp_images.betas == (0.0, 0.9)
     text = engine.resolve(tiny_config(hidden=None, architecture="mlp"), "text")
     assert (text.lr, text.betas, text.hidden, text.z_dim) == (1e-3, (0.5, 0.9), 32, 128)
     assert engine.resolve(tiny_config(batch_size=None, architecture="mlp"), "text").batch_size == 64
     assert engine.resolve(tiny_config(hidden=None), "points").hidden == 512
     assert engine.resolve(tiny_config(hidden=None, architecture="mlp"), "images").hidden == 64
     clip = engine.resolve(tiny_config(constraint="clip"), "points")
-    assert (clip.optimizer, clip.lr, clip.betas, clip.clip_value) == ("rmsprop", 5e-5, None, 0.01)
+    assert (clip.optimizer, clip.lr, clip.betas) == ("rmsprop", 5e-5, None)
+    assert clip.constraint_options == {"clip.c": 0.01}
 
 
 def test_lazy_penalty_applies_every_k_critic_steps_scaled_by_k():

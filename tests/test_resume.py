@@ -163,3 +163,31 @@ def test_rng_states_survive_a_weights_only_checkpoint(tmp_path) -> None:
     assert draws() != expected
     engine._set_rng_state(parts, load_checkpoint(path, required=("rng",))["rng"])
     assert draws() == expected
+
+
+def test_a_run_folder_of_the_old_config_form_resumes_and_samples(tmp_path) -> None:
+    """Folders written before --lambda/--clip were folded into the strategy options keep
+    ``penalty_weight`` at the top of config.toml and of the checkpoint's config."""
+    import tomli_w
+
+    from runkit import cli
+
+    out = tmp_path / "old"
+    train_run(out, iters=4, constraint="sn+gp", penalty_weight=2.0)
+    run = RunFolder(out)
+    new = load_toml(run.config).to_dict()
+    assert new["constraint_options"]["gp.weight"] == 2.0
+    old = {**new, "penalty_weight": 2.0}
+    old["constraint_options"] = dict(new["constraint_options"])
+    del old["constraint_options"]["gp.weight"]
+    run.config.write_text(tomli_w.dumps(old))
+    state = load_checkpoint(run.last)
+    save_checkpoint(run.last, {**state, "config": old})
+
+    result = cli("train", "--resume", out, "--iters", 6)
+    assert result.exit_code == 0, result.output
+    assert last_state(out)["iteration"] == 6
+    assert load_toml(run.config).constraint_options == new["constraint_options"]
+    result = cli("sample", out, "--n", 5, "--out", tmp_path / "s.npy")
+    assert result.exit_code == 0, result.output
+    assert np.load(tmp_path / "s.npy").shape == (5, 2)

@@ -17,7 +17,7 @@ from torch import nn
 from torch.testing import assert_close
 
 from lipgan import engine
-from lipgan.config import TrainConfig, validate
+from lipgan.config import TrainConfig, strategy_param, validate
 from lipgan.constraints import BatchRandom
 from lipgan.data.toy import ToyData
 from lipgan.distributed import Processes
@@ -75,7 +75,7 @@ def alternating_step(
     fake = generator(z).detach()
     critic_loss = critic(fake).mean() - critic(real).mean()
     critic_loss = critic_loss + reference_penalty(
-        critic, real, fake, rand, config.constraint, config.penalty_weight
+        critic, real, fake, rand, config.constraint, strategy_param(config, "weight")
     )
     critic_grads = torch.autograd.grad(critic_loss, list(critic.parameters()))
     # generator gradient at the critic as it was before its step
@@ -109,7 +109,7 @@ def test_one_step_update_equals_alternating_one_to_one(
     opt_g = optimiser_like(parts.opt_generator, generator.parameters())
     opt_d = optimiser_like(parts.opt_critic, critic.parameters())
     rand = BatchRandom(torch.Generator().manual_seed(config.seed))
-    clip = config.clip_value if constraint == "clip" else None
+    clip = strategy_param(config, "c")
 
     for step in range(STEPS):
         engine.one_step_update(parts)

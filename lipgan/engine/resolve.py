@@ -23,20 +23,10 @@ def resolve(config: TrainConfig, family: str) -> TrainConfig:
     elif config.betas is not None:
         raise ConfigError("--betas only applies to Adam; drop it or add --optimizer adam")
 
-    params = registry.resolve_params(
-        config.constraint, family, config.penalty_weight, config.clip_value,
-        config.constraint_options,
-    )  # fmt: skip
-    weights = {p["weight"] for p in params.values() if "weight" in p}
-    clips = {p["c"] for p in params.values() if "c" in p}
-    penalty_weight = weights.pop() if len(weights) == 1 else None
-    clip_value = clips.pop() if len(clips) == 1 else None
+    # Every part's every parameter, written out: the one form the run folder keeps.
+    params = registry.resolve_params(config.constraint, family, options=config.constraint_options)
     options = {
-        f"{name}.{key}": value
-        for name, part in params.items()
-        for key, value in part.items()
-        if not (key == "weight" and penalty_weight is not None)
-        and not (key == "c" and clip_value is not None)
+        f"{name}.{key}": value for name, part in params.items() for key, value in part.items()
     }
     resolved = replace(
         config,
@@ -44,8 +34,6 @@ def resolve(config: TrainConfig, family: str) -> TrainConfig:
         lr=lr,
         generator_lr=config.generator_lr or lr,
         betas=betas,
-        penalty_weight=penalty_weight,
-        clip_value=clip_value,
         constraint_options=options,
         n_critic=config.n_critic or (1 if config.schedule == "one-step" else 5),
         z_dim=config.z_dim or (2 if family == "points" else 128),
@@ -53,7 +41,8 @@ def resolve(config: TrainConfig, family: str) -> TrainConfig:
         batch_size=config.batch_size or (64 if family == "text" else 256),
         architecture=models.architecture_for(config, family),
     )
-    if resolved.critic_norm == "batch" and has_penalty(build_constraint(resolved, family)):
+    constraint = build_constraint(resolved, family)  # the strategy's own checks run here
+    if resolved.critic_norm == "batch" and has_penalty(constraint):
         raise ConfigError(
             "--critic-norm batch cannot be used with a penalty: the penalty is per sample and "
             "batch norm makes each score depend on the whole batch; use --critic-norm layer"
@@ -64,10 +53,7 @@ def resolve(config: TrainConfig, family: str) -> TrainConfig:
 
 
 def build_constraint(config: TrainConfig, family: str) -> Constraint:
-    params = registry.resolve_params(
-        config.constraint, family, config.penalty_weight, config.clip_value,
-        config.constraint_options,
-    )  # fmt: skip
+    params = registry.resolve_params(config.constraint, family, options=config.constraint_options)
     return registry.build(config.constraint, params)
 
 
