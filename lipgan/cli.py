@@ -13,13 +13,21 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from lipgan import __version__
+from lipgan.config import TrainConfig, field_docs
 from lipgan.errors import LipganError
 
 
 class OneLineErrors(TyperGroup):
     """Every error the user can cause ends as one line on stderr and an exit code."""
 
-    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+    def main(
+        self,
+        args=None,
+        prog_name=None,
+        complete_var=None,
+        standalone_mode=True,
+        **extra,
+    ):
         err = Console(stderr=True, highlight=False, soft_wrap=True)
         try:
             code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
@@ -63,7 +71,8 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
     ] = False,
 ) -> None:
     """Train Wasserstein GANs with pluggable Lipschitz strategies and compare them."""
@@ -71,39 +80,62 @@ def _root(
 
 # --- shared option types ---------------------------------------------------------------
 
+
+def _help(field: str) -> str:
+    """An option's help: its TrainConfig field's doc and default, so the two cannot drift."""
+    text = field_docs()[field]
+    default = getattr(DEFAULTS, field)
+    if default is not None and "default" not in text:
+        text = f"{text} [default: {default}]"
+    return text
+
+
+def _opt(field: str, *declarations: str) -> Any:
+    """The option for a TrainConfig field, its help text generated (``_help``)."""
+    return typer.Option(*declarations, help=_help(field))
+
+
+DEFAULTS = TrainConfig()
+LAMBDA_HELP = (
+    "Penalty weight of every part that has one; short for -o PART.weight=... "
+    "[default: the strategy's, see `lipgan constraints`]."
+)
+CLIP_HELP = (
+    "Clipping bound of every part that clips; short for -o clip.c=... [default: the strategy's]."
+)
+OPTION_HELP = "A strategy parameter STRATEGY.PARAM=VALUE (repeatable); wins over --lambda."
+CONFIG_HELP = "TOML config; options given here override it."
+RESUME_HELP = "Continue the run in this folder from its last checkpoint."
+
 Constraint = Annotated[
     str | None,
-    typer.Option("--constraint", "-c", help="Strategy, or several joined by '+' [default: gp]."),
+    typer.Option("--constraint", "-c", help=_help("constraint")),
 ]
 Data = Annotated[
     str | None,
-    typer.Option("--data", "-d", help="Data set: see `lipgan data` [default: 8gaussians]."),
+    typer.Option("--data", "-d", help=_help("data")),
 ]
-Iters = Annotated[int | None, typer.Option(help="Generator iterations [default: 1000].")]
-Seed = Annotated[int | None, typer.Option(help="Random seed [default: 0].")]
+Iters = Annotated[int | None, typer.Option(help=_help("iters"))]
+Seed = Annotated[int | None, typer.Option(help=_help("seed"))]
 TensorBoard = Annotated[
     bool,
     typer.Option(help="Also log to TensorBoard (needs: pip install lipgan[tensorboard])."),
 ]
-NCritic = Annotated[int | None, typer.Option(help="Critic steps per generator step [default: 5].")]
-BatchSize = Annotated[int | None, typer.Option(help="Batch size [default: 256; text 64].")]
-Hidden = Annotated[
-    int | None, typer.Option(help="MLP width [512] / conv base channels [64] / text [32].")
-]
+NCritic = Annotated[int | None, typer.Option(help=_help("n_critic"))]
+BatchSize = Annotated[int | None, typer.Option(help=_help("batch_size"))]
+Hidden = Annotated[int | None, typer.Option(help=_help("hidden"))]
 CriticLayers = Annotated[
     int | None,
-    typer.Option(help="MLP critic hidden layers; deeper shows clipping's gradient decay [3]."),
+    typer.Option(help=_help("critic_layers")),
 ]
-GeneratorLayers = Annotated[int | None, typer.Option(help="MLP generator hidden layers [3].")]
-LogEvery = Annotated[int | None, typer.Option(help="Metrics every k iterations [50].")]
-EvalSamples = Annotated[
-    int | None, typer.Option(help="Samples for metrics (per set on toy data) [512].")
-]
+GeneratorLayers = Annotated[int | None, typer.Option(help=_help("generator_layers"))]
+LogEvery = Annotated[int | None, typer.Option(help=_help("log_every"))]
+EvalSamples = Annotated[int | None, typer.Option(help=_help("eval_samples"))]
 EvalSets = Annotated[
     int | None,
-    typer.Option(help="Toy data: W1 and its floor averaged over this many sets [4]."),
+    typer.Option(help=_help("eval_sets")),
 ]
-Device = Annotated[str | None, typer.Option(help="auto, cpu or cuda [auto].")]
+Device = Annotated[str | None, typer.Option(help=_help("device"))]
 
 
 def _floats(text: str | None, option: str, count: int | None = None) -> list[float] | None:
@@ -141,89 +173,46 @@ def train(
     seed: Seed = None,
     n_critic: NCritic = None,
     batch_size: BatchSize = None,
-    lr: Annotated[
-        float | None, typer.Option(help="Learning rate [default: the strategy's].")
-    ] = None,
-    generator_lr: Annotated[
-        float | None, typer.Option(help="Generator learning rate, for TTUR [default: --lr].")
-    ] = None,
-    betas: Annotated[
-        str | None, typer.Option(help="Adam betas as B1,B2 [default: the strategy's].")
-    ] = None,
-    optimizer: Annotated[
-        str | None, typer.Option(help="adam or rmsprop [default: the strategy's].")
-    ] = None,
-    penalty_weight: Annotated[
-        float | None,
-        typer.Option("--lambda", help="Penalty weight lambda [default: the strategy's]."),
-    ] = None,
-    clip_value: Annotated[
-        float | None, typer.Option("--clip", help="Clipping bound c [default: 0.01].")
-    ] = None,
-    option: Annotated[
-        list[str] | None,
-        typer.Option("--option", "-o", help="Strategy setting STRATEGY.PARAM=VALUE, repeatable."),
-    ] = None,
-    schedule: Annotated[
-        str | None, typer.Option(help="alternating or one-step [default: alternating].")
-    ] = None,
-    generator_weight: Annotated[
-        float | None, typer.Option(help="One-step: weight of the generator loss [default: 1].")
-    ] = None,
-    penalty_every: Annotated[
-        int | None, typer.Option(help="Penalty every k critic steps, scaled by k [default: 1].")
-    ] = None,
-    architecture: Annotated[
-        str | None, typer.Option(help="auto, mlp, dcgan, resnet or text [default: auto].")
-    ] = None,
+    lr: Annotated[float | None, _opt("lr")] = None,
+    generator_lr: Annotated[float | None, _opt("generator_lr")] = None,
+    betas: Annotated[str | None, _opt("betas")] = None,
+    optimizer: Annotated[str | None, _opt("optimizer")] = None,
+    penalty_weight: Annotated[float | None, typer.Option("--lambda", help=LAMBDA_HELP)] = None,
+    clip_value: Annotated[float | None, typer.Option("--clip", help=CLIP_HELP)] = None,
+    option: Annotated[list[str] | None, typer.Option("--option", "-o", help=OPTION_HELP)] = None,
+    schedule: Annotated[str | None, _opt("schedule")] = None,
+    generator_weight: Annotated[float | None, _opt("generator_weight")] = None,
+    penalty_every: Annotated[int | None, _opt("penalty_every")] = None,
+    architecture: Annotated[str | None, _opt("architecture")] = None,
     hidden: Hidden = None,
     critic_layers: CriticLayers = None,
     generator_layers: GeneratorLayers = None,
-    z_dim: Annotated[int | None, typer.Option(help="Noise dimension.")] = None,
-    critic_norm: Annotated[
-        str | None, typer.Option(help="none, layer or batch (not with a penalty).")
-    ] = None,
-    image_size: Annotated[int | None, typer.Option(help="Resize images to this size.")] = None,
-    channels: Annotated[int | None, typer.Option(help="Image channels: 1 or 3.")] = None,
-    seq_len: Annotated[int | None, typer.Option(help="Text sequence length [32].")] = None,
+    z_dim: Annotated[int | None, _opt("z_dim")] = None,
+    critic_norm: Annotated[str | None, _opt("critic_norm")] = None,
+    image_size: Annotated[int | None, _opt("image_size")] = None,
+    channels: Annotated[int | None, _opt("channels")] = None,
+    seq_len: Annotated[int | None, _opt("seq_len")] = None,
     log_every: LogEvery = None,
-    sample_every: Annotated[int | None, typer.Option(help="Samples every k iterations.")] = None,
-    checkpoint_every: Annotated[
-        int | None, typer.Option(help="Numbered checkpoint every k iterations.")
-    ] = None,
-    keep: Annotated[int | None, typer.Option(help="Numbered checkpoints to keep [3].")] = None,
+    sample_every: Annotated[int | None, _opt("sample_every")] = None,
+    checkpoint_every: Annotated[int | None, _opt("checkpoint_every")] = None,
+    keep: Annotated[int | None, _opt("keep")] = None,
     eval_samples: EvalSamples = None,
     eval_sets: EvalSets = None,
     device: Device = None,
-    precision: Annotated[str | None, typer.Option(help="fp32, bf16 or fp16 [fp32].")] = None,
-    threads: Annotated[
-        int | None, typer.Option(help="torch CPU threads [torch's choice; 1 on a busy machine].")
-    ] = None,
-    compile: Annotated[
-        bool | None, typer.Option("--compile/--no-compile", help="torch.compile where sound.")
-    ] = None,
-    on_nan: Annotated[
-        str | None, typer.Option(help="stop or rollback on a non-finite loss [stop].")
-    ] = None,
-    out: Annotated[
-        Path | None, typer.Option(help="Run folder [runs/<constraint>__<data>__s<seed>__<time>].")
-    ] = None,
-    config: Annotated[
-        Path | None, typer.Option("--config", help="TOML config; options given here override it.")
-    ] = None,
+    precision: Annotated[str | None, _opt("precision")] = None,
+    threads: Annotated[int | None, _opt("threads")] = None,
+    compile: Annotated[bool | None, _opt("compile", "--compile/--no-compile")] = None,
+    on_nan: Annotated[str | None, _opt("on_nan")] = None,
+    out: Annotated[Path | None, _opt("out")] = None,
+    config: Annotated[Path | None, typer.Option("--config", help=CONFIG_HELP)] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing run folder.")] = False,
-    resume: Annotated[
-        Path | None, typer.Option(help="Continue the run in this folder from its last checkpoint.")
-    ] = None,
-    nproc: Annotated[
-        int, typer.Option(help="Data-parallel processes (launches torchrun) [1].")
-    ] = 1,
+    resume: Annotated[Path | None, typer.Option(help=RESUME_HELP)] = None,
+    nproc: Annotated[int, typer.Option(help="Data-parallel processes (runs torchrun).")] = 1,
     tensorboard: TensorBoard = False,
 ) -> None:
     """Train a WGAN with one Lipschitz strategy and write a run folder."""
     given = dict(locals())  # first: every option, by its config field name
     from lipgan import runs, training
-    from lipgan.config import TrainConfig
     from lipgan.display import TrainDisplay
 
     overrides: dict[str, Any] = {
@@ -240,7 +229,8 @@ def train(
         raise typer.BadParameter("must be >= 1", param_hint="--nproc")
     if resume is not None and (config is not None or overwrite):
         raise typer.BadParameter(
-            "--resume cannot be combined with --config or --overwrite", param_hint="--resume"
+            "--resume cannot be combined with --config or --overwrite",
+            param_hint="--resume",
         )
     code = training.train_command(
         None if resume is not None else runs.build_config(config, overrides),
@@ -262,7 +252,8 @@ def sample(
     n: Annotated[int, typer.Option("--n", help="Number of samples.")] = 512,
     seed: Annotated[int, typer.Option(help="Seed of the noise; same seed, same samples.")] = 0,
     out: Annotated[
-        Path, typer.Option(help="Output: .png picture, .npy raw array, .txt for text runs.")
+        Path,
+        typer.Option(help="Output: .png picture, .npy raw array, .txt for text runs."),
     ] = Path("samples.png"),
 ) -> None:
     """Draw samples from a trained run (no other flags needed)."""
@@ -288,7 +279,13 @@ def constraints() -> None:
         table.add_row(
             *(
                 escape(cell)
-                for cell in (name, info.description, params, info.optimizer.describe(), info.source)
+                for cell in (
+                    name,
+                    info.description,
+                    params,
+                    info.optimizer.describe(),
+                    info.source,
+                )
             )
         )
     Console(width=max(Console().width, 140)).print(table)
@@ -310,7 +307,8 @@ def data_kinds() -> None:
 @app.command()
 def compare(
     constraints: Annotated[
-        str, typer.Option(help="Strategies to compare, comma-separated ('+' chains one).")
+        str,
+        typer.Option(help="Strategies to compare, comma-separated ('+' chains one)."),
     ] = "clip,gp,gp-one-sided,fd,none",
     data: Data = None,
     iters: Iters = None,
@@ -325,7 +323,8 @@ def compare(
     eval_sets: EvalSets = None,
     device: Device = None,
     clip_values: Annotated[
-        str, typer.Option(help="Clipping bounds c; each adds a run clip@c ('' for one run).")
+        str,
+        typer.Option(help="Clipping bounds c; each adds a run clip@c ('' for one run)."),
     ] = "0.1,0.01,0.001",
     threshold: Annotated[
         float | None,
@@ -354,7 +353,6 @@ def compare(
     from lipgan import compare as comparing
     from lipgan import runs
     from lipgan.callbacks import StopOnSignals
-    from lipgan.config import TrainConfig
     from lipgan.report import run_compare
 
     fields = set(TrainConfig.__dataclass_fields__) - {"out"}  # --out is the report folder
@@ -374,7 +372,8 @@ def diagnose(
     run: Annotated[Path, typer.Argument(help="A run folder written by `lipgan train`.")],
     out: Annotated[Path | None, typer.Option(help="Output folder [RUN/diagnostics].")] = None,
     threshold: Annotated[
-        float | None, typer.Option(help="Quality threshold for steps/seconds to reach it.")
+        float | None,
+        typer.Option(help="Quality threshold for steps/seconds to reach it."),
     ] = None,
 ) -> None:
     """Draw the compare's figures and table for one finished run."""

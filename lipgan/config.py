@@ -12,8 +12,12 @@ re-running it reproduces the run.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import functools
+import inspect
 import math
+import textwrap
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -142,6 +146,19 @@ class TrainConfig:
             )
         config = cls()
         return replace(config, source=source, **data)
+
+
+@functools.cache
+def field_docs() -> dict[str, str]:
+    """Each field's doc (the string under it above), one line: the CLI's help texts."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(TrainConfig)))
+    body = tree.body[0].body  # type: ignore[attr-defined]
+    docs = {}
+    for node, after in zip(body, body[1:], strict=False):
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            if isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant):
+                docs[node.target.id] = " ".join(str(after.value.value).split())
+    return docs
 
 
 # The options --lambda and --clip: the parameter they set in every part that has it.

@@ -122,3 +122,20 @@ def test_bad_options_never_reach_the_library(calls, args, words) -> None:
 def test_sample_dispatches_its_arguments(calls, tmp_path) -> None:
     invoke("sample", tmp_path, "--n", "9", "--seed", "4", "--out", "x.npy")
     assert calls == [{"run_dir": tmp_path, "n": 9, "seed": 4, "out": Path("x.npy")}]
+
+
+def test_train_help_is_each_fields_doc_and_default() -> None:
+    """Generated from TrainConfig, so the help cannot drift from the real defaults."""
+    import typer
+
+    from lipgan.config import field_docs
+
+    command = typer.main.get_command(app).commands["train"]  # type: ignore[attr-defined]
+    defaults = TrainConfig()
+    fields = [p for p in command.params if p.name in field_docs()]
+    assert len(fields) >= 30
+    for param in fields:
+        assert param.help.startswith(field_docs()[param.name]), param.name
+        default = getattr(defaults, param.name)
+        if default is not None and "default" not in field_docs()[param.name]:
+            assert param.help.endswith(f"[default: {default}]"), param.name
