@@ -51,7 +51,7 @@ def test_same_seed_gives_identical_metrics_and_another_seed_does_not(tmp_path):
 
 
 def test_clip_run_keeps_every_critic_weight_in_the_box(tmp_path):
-    _, folder = run(tmp_path, constraint="clip", clip_value=0.05, lr=0.01)
+    _, folder = run(tmp_path, constraint="clip", constraint_options={"clip.c": 0.05}, lr=0.01)
     state = load_checkpoint(folder / "checkpoints" / "last.pt")["critic"]
     assert max(t.abs().max().item() for t in state.values()) == pytest.approx(0.05)
 

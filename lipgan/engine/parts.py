@@ -68,26 +68,19 @@ def _optimizers(config: TrainConfig, generator: nn.Module, critic: nn.Module):
     )
 
 
-def build_parts(
-    config: TrainConfig, data: datasets.DataSource, processes: distributed.Processes
-) -> tuple[Parts, list[str]]:
-    """Models, optimisers, strategy and RNG for a resolved config; notes for the user."""
-    notes: list[str] = []
+def _forward_passes(
+    config: TrainConfig,
+    generator: nn.Module,
+    critic: nn.Module,
+    constraint: Constraint,
+    processes: distributed.Processes,
+    notes: list[str],
+) -> tuple[
+    Callable[[Tensor], Tensor], Callable[[Tensor], Tensor], Callable[[Tensor], Tensor], nn.Module
+]:
+    """The networks as the updates call them: DDP-wrapped and/or compiled where sound
+    (generator, critic scores, critic with frozen weights, critic for the penalty)."""
     device = processes.device
-    torch.manual_seed(config.seed)
-    np.random.seed(config.seed % 2**32)
-    random.seed(config.seed)
-    generator, critic = models.build(config, data.meta())
-    generator, critic = generator.to(device), critic.to(device)
-    constraint = build_constraint(config, data.family)
-    constraint.attach(critic)
-    opt_generator, opt_critic = _optimizers(config, generator, critic)
-
-    if config.batch_size % processes.world:
-        raise ConfigError(
-            f"--batch-size {config.batch_size} does not split over {processes.world} "
-            "processes; use a multiple of the process count"
-        )
     generator_fwd: Callable[[Tensor], Tensor] = generator
     critic_fwd: Callable[[Tensor], Tensor] = critic
     if processes.world > 1:
@@ -113,6 +106,33 @@ def build_parts(
         else:
             penalty_critic = critic_fwd  # type: ignore[assignment]
             notes.append("compiled the generator and every critic pass")
+
+    return generator_fwd, critic_fwd, critic_const_fwd, penalty_critic
+
+
+def build_parts(
+    config: TrainConfig, data: datasets.DataSource, processes: distributed.Processes
+) -> tuple[Parts, list[str]]:
+    """Models, optimisers, strategy and RNG for a resolved config; notes for the user."""
+    notes: list[str] = []
+    device = processes.device
+    torch.manual_seed(config.seed)
+    np.random.seed(config.seed % 2**32)
+    random.seed(config.seed)
+    generator, critic = models.build(config, data.meta())
+    generator, critic = generator.to(device), critic.to(device)
+    constraint = build_constraint(config, data.family)
+    constraint.attach(critic)
+    opt_generator, opt_critic = _optimizers(config, generator, critic)
+
+    if config.batch_size % processes.world:
+        raise ConfigError(
+            f"--batch-size {config.batch_size} does not split over {processes.world} "
+            "processes; use a multiple of the process count"
+        )
+    generator_fwd, critic_fwd, critic_const_fwd, penalty_critic = _forward_passes(
+        config, generator, critic, constraint, processes, notes
+    )
 
     autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(config.precision)
 

@@ -53,7 +53,11 @@ def resolve(config: TrainConfig, family: str) -> TrainConfig:
 
 
 def build_constraint(config: TrainConfig, family: str) -> Constraint:
-    params = registry.resolve_params(config.constraint, family, options=config.constraint_options)
+    """The strategy of a resolved config (every parameter is in constraint_options)."""
+    params: dict[str, dict[str, float]] = {}
+    for key, value in config.constraint_options.items():
+        part, _, name = key.partition(".")
+        params.setdefault(part, {})[name] = value
     return registry.build(config.constraint, params)
 
 
