@@ -109,7 +109,7 @@ def train_command(
         if tensorboard:
             from lipgan.tensorboard import TensorBoardLogger
 
-            callbacks.append(stack.enter_context(TensorBoardLogger(prepared.run_dir)))
+            callbacks.append(stack.enter_context(TensorBoardLogger()))  # in RUN/tensorboard
         signals = stack.enter_context(StopOnSignals())
         summary = _train(prepared, [*callbacks, signals])
     if "stopped_at" in summary:
