@@ -239,12 +239,12 @@ def build(
             if name in part:
                 part[name] = value
     for part, overrides in (params or {}).items():
-        unknown = [k for k in overrides if k not in resolved.get(part, {})]
-        if part not in resolved or unknown:
-            valid = [f"{s}.{p}" for s, ps in resolved.items() for p in ps]
-            bad = f"{part}.{unknown[0]}" if unknown else part
-            listed = ", ".join(valid) or "none"
-            raise ConfigError(f"{bad!r} is not a parameter of {spec!r}; valid: {listed}")
+        if part not in resolved:
+            raise ConfigError(f"{part!r} is not a part of {spec!r}; parts: {', '.join(resolved)}")
+        unknown = [k for k in overrides if k not in resolved[part]]
+        if unknown:
+            valid = ", ".join(f"{part}.{p}" for p in resolved[part]) or "none"
+            raise ConfigError(f"'{part}.{unknown[0]}' does not exist; valid: {valid}")
         resolved[part].update(overrides)
     parts = []
     for info in infos:
