@@ -5,7 +5,7 @@ from __future__ import annotations
 from lipgan import constraints as registry
 from lipgan import distributed, models
 from lipgan.config import TrainConfig, replace
-from lipgan.constraints.base import Chain, Constraint
+from lipgan.constraints.base import Constraint, has_penalty
 from lipgan.errors import ConfigError
 
 
@@ -59,8 +59,3 @@ def build_constraint(config: TrainConfig, family: str) -> Constraint:
         part, _, name = key.partition(".")
         params.setdefault(part, {})[name] = value
     return registry.build(config.constraint, params)
-
-
-def has_penalty(constraint: Constraint) -> bool:
-    parts = constraint.parts if isinstance(constraint, Chain) else [constraint]
-    return any(type(p).penalty is not Constraint.penalty for p in parts)
