@@ -445,7 +445,9 @@ def build_parts(
     generator, critic = models.build(config, data.meta())
     generator, critic = generator.to(device), critic.to(device)
     constraint = build_constraint(config, data.family)
-    constraint.attach(critic)
+    # A strategy may replace the critic (a wrapper or rebuilt layers); from here on the
+    # replacement is the critic: optimiser, every pass, checkpoints, DDP.
+    critic = constraint.attach(critic) or critic
     opt_generator, opt_critic = _optimizers(config, generator, critic)
 
     if config.batch_size % processes.world:

@@ -185,9 +185,11 @@ def load_generator(run_dir: Path) -> tuple[torch.nn.Module, torch.nn.Module, dic
     validate(config)
     generator, critic = models.build(config, state["data"])
     load_state(generator, state["generator"], "generator", run.last)
-    # The critic may carry a reparametrisation (e.g. spectral norm) from its strategy.
+    # The critic may carry a reparametrisation (spectral norm) or be replaced (gn) by
+    # its strategy.
     try:
-        engine.build_constraint(config, state["data"]["family"]).attach(critic)
+        constraint = engine.build_constraint(config, state["data"]["family"])
+        critic = constraint.attach(critic) or critic
         load_state(critic, state["critic"], "critic", run.last)
     except LipganError:
         critic = None

@@ -5,11 +5,14 @@
 """
 
 from lipgan.constraints import (  # noqa: F401  (imported to register)
+    adversarial,
     clipping,
     dragan,
     finite_difference,
+    gradient_normalization,
     gradient_penalty,
     none,
+    orthogonal,
     spectral_norm,
     wgan_div,
     zero_centred,

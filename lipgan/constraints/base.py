@@ -2,7 +2,10 @@
 
 A Lipschitz strategy is a small object with three hooks, all optional:
 
-- ``attach(critic)``: once, before the optimiser is built (e.g. reparametrise layers);
+- ``attach(critic)``: once, before the optimiser is built. It may change the critic in
+  place (reparametrise its layers: sn) and return None, or return a *replacement* that
+  the engine then uses for every critic call: a wrapper around the critic's forward
+  (gradient normalisation) or a critic with rebuilt layers (orthogonal);
 - ``penalty(critic, batch)``: a scalar added to the critic loss, or ``None``;
 - ``after_critic_step(critic)``: after every critic optimiser step (e.g. clip weights).
 
@@ -83,8 +86,13 @@ class Constraint:
     needs_double_backward: bool = False
     """True when the penalty back-propagates through an input gradient."""
 
-    def attach(self, critic: nn.Module) -> None:
-        """Called once with the critic before its optimiser is built."""
+    def attach(self, critic: nn.Module) -> nn.Module | None:
+        """Called once with the critic before its optimiser is built.
+
+        Return None to keep ``critic`` (changed in place or not), or a module that
+        replaces it everywhere: training, penalties, measurements and checkpoints.
+        """
+        return None
 
     def penalty(self, critic: nn.Module, batch: CriticBatch) -> Tensor | None:
         """A scalar added to the critic loss (already weighted), or None."""
@@ -101,9 +109,12 @@ class Chain(Constraint):
         self.parts = list(parts)
         self.needs_double_backward = any(p.needs_double_backward for p in self.parts)
 
-    def attach(self, critic: nn.Module) -> None:
+    def attach(self, critic: nn.Module) -> nn.Module | None:
+        """Each part sees the critic the previous part returned (left to right)."""
+        original = critic
         for part in self.parts:
-            part.attach(critic)
+            critic = part.attach(critic) or critic
+        return None if critic is original else critic
 
     def penalty(self, critic: nn.Module, batch: CriticBatch) -> Tensor | None:
         terms = [t for t in (p.penalty(critic, batch) for p in self.parts) if t is not None]
