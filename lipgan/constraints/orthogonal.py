@@ -39,8 +39,8 @@ from lipgan.errors import ConfigError
 ORTHONORMAL_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d)
 SWAPPED_ACTIVATIONS = (nn.ReLU, nn.LeakyReLU)
 NORM_LAYERS = (nn.LayerNorm, nn.GroupNorm, nn.BatchNorm1d, nn.BatchNorm2d, nn.InstanceNorm2d)
-TOLERANCE = 1e-5
-"""Björck stops when max |W^T W - I| is below this (float32 resolution of a 512 Gram)."""
+TOLERANCE = 1e-6
+"""Björck stops when max |W^T W - I| is below this or no longer shrinks (float32's floor)."""
 
 
 class MaxMin(nn.Module):
@@ -56,7 +56,8 @@ def conv_scale(layer: nn.Module) -> float:
     orthonormal reshaped kernel a <= 1-Lipschitz convolution (1 for Linear)."""
     if isinstance(layer, nn.Linear):
         return 1.0
-    overlap = math.prod(math.ceil(k / s) for k, s in zip(layer.kernel_size, layer.stride))
+    pairs = zip(layer.kernel_size, layer.stride, strict=True)
+    overlap = math.prod(math.ceil(k / s) for k, s in pairs)
     return 1.0 / math.sqrt(overlap)
 
 
@@ -81,16 +82,20 @@ def bjorck(layer: nn.Module, tolerance: float = TOLERANCE, max_iterations: int =
     m = _matrix(layer)
     tall = m.shape[0] >= m.shape[1]
     eye = torch.eye(min(m.shape), dtype=m.dtype, device=m.device)
-    for iteration in range(max_iterations):
+    previous = float("inf")
+    iterations = 0
+    while iterations < max_iterations:
         gram = m.T @ m if tall else m @ m.T
-        if float((gram - eye).abs().max()) < tolerance:
+        error = float((gram - eye).abs().max())
+        # Quadratic convergence: an error that stops halving is float32's floor.
+        if error < tolerance or error > 0.5 * previous:
             break
+        previous = error
         step = 1.5 * eye - 0.5 * gram
         m = m @ step if tall else step @ m
-    else:
-        iteration = max_iterations
+        iterations += 1
     _store(layer, m)
-    return iteration
+    return iterations
 
 
 def orthonormal_layers(critic: nn.Module) -> list[nn.Module]:
