@@ -3,14 +3,18 @@
     f_hat(x) = f(x) / (||grad_x f(x)|| + |f(x)|)
 
 For a piecewise-linear critic f (ReLU / leaky ReLU layers, no normalisation layer)
-f_hat has input-gradient norm <= 1 wherever it is differentiable, so it is
-1-Lipschitz everywhere, not only at sampled points, with no hyperparameter. The
+f_hat has input-gradient norm <= 1 wherever it is differentiable: inside every linear
+piece, not only at sampled points, with no hyperparameter. It is *piecewise*
+1-Lipschitz: where ||grad f|| changes between pieces f_hat can jump (|f_hat| < 1, so by
+less than 2), which is why ``certified.certified_bound`` certifies no constant. The
 price: every forward computes grad_x f (create_graph, so the loss back-propagates
 through it), in critic and generator steps alike. The strategy returns a wrapper from
 ``attach``; the engine uses it for every critic call.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
@@ -46,9 +50,10 @@ class GradientNormalizedCritic(nn.Module):
             score = f / (per_sample_norm(grad).to(f.dtype) + f.abs())
         return score if differentiable else score.detach()
 
-    def lipschitz_bound(self, inner_bound: float) -> float:
-        """The GN theorem: 1 for a piecewise-linear critic, whatever its own constant."""
-        return 1.0
+    def lipschitz_bound(self, bound: Callable[[nn.Module], float]) -> float | None:
+        """None: ||grad f_hat|| <= 1 inside every linear piece of f, but f_hat jumps
+        where ||grad f|| does (between pieces), so no global constant is certified."""
+        return None
 
 
 @register(
