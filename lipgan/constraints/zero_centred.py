@@ -21,6 +21,7 @@ from lipgan.constraints.base import (
     input_gradient,
     interpolate,
     non_negative,
+    per_sample_squared_norm,
 )
 from lipgan.constraints.registry import ADAM, register
 
@@ -31,7 +32,7 @@ from lipgan.constraints.registry import ADAM, register
 def squared_gradient_norm(critic: nn.Module, x: Tensor, batch: CriticBatch) -> Tensor:
     """||grad_x D(x)||^2 per sample, over all non-batch dimensions, differentiable."""
     _, grad = input_gradient(critic, x, create_graph=True, scaler=batch.scaler)
-    return grad.flatten(1).float().pow(2).sum(dim=1)
+    return per_sample_squared_norm(grad)
 
 
 class _ZeroCentredPenalty(Constraint):
