@@ -169,19 +169,35 @@ def input_gradient(
 ) -> tuple[Tensor, Tensor]:
     """(D(x), dD/dx) per sample; with ``create_graph`` the gradient is differentiable.
 
-    Under an fp16 gradient scaler the output is scaled before ``autograd.grad`` and the
-    gradient unscaled after it (PyTorch's AMP recipe for gradient penalties), so small
-    input gradients do not underflow.
+    Under an fp16 gradient scaler the gradient is taken of the scaled float32 *mean* of
+    the outputs and rescaled by n / scale after it (PyTorch's AMP recipe for gradient
+    penalties), so small input gradients do not underflow. Scaling the sum instead would
+    hand every fp16 output the scale itself (65536 at start, above fp16's max 65504):
+    inf, then a NaN penalty. Any overflow left makes the step's gradients non-finite,
+    which the scaler detects and skips.
     """
     x = x.detach().requires_grad_(True)
     out = critic(x)
-    total = out.sum()
     if scaler is not None and scaler.is_enabled():
-        (grad,) = torch.autograd.grad(scaler.scale(total), x, create_graph=create_graph)
-        grad = grad / scaler.get_scale()
+        n = out.shape[0]
+        scaled = scaler.scale(out.float().mean())
+        (grad,) = torch.autograd.grad(scaled, x, create_graph=create_graph)
+        # scale as a tensor: no host sync (get_scale() would read it back).
+        scale = scaler.scale(torch.ones((), device=out.device))
+        grad = grad * (n / scale).to(grad.dtype)
     else:
-        (grad,) = torch.autograd.grad(total, x, create_graph=create_graph)
+        (grad,) = torch.autograd.grad(out.sum(), x, create_graph=create_graph)
     return out, grad
+
+
+def precise(t: Tensor) -> Tensor:
+    """``t`` in float32 at least: half precision is promoted, float64 is kept."""
+    return t.to(torch.promote_types(t.dtype, torch.float32))
+
+
+def per_sample_squared_norm(t: Tensor) -> Tensor:
+    """Squared L2 norm of each sample over all non-batch dimensions, shape (n,)."""
+    return precise(t.flatten(1)).pow(2).sum(dim=1)
 
 
 def per_sample_norm(t: Tensor) -> Tensor:
@@ -190,5 +206,4 @@ def per_sample_norm(t: Tensor) -> Tensor:
     A zero vector gives norm ~1e-6 and gradient 0 rather than the NaN that
     ``sqrt(0)`` back-propagates.
     """
-    squared = t.flatten(1).float().pow(2).sum(dim=1)
-    return squared.clamp_min(1e-12).sqrt()
+    return per_sample_squared_norm(t).clamp_min(1e-12).sqrt()
