@@ -19,8 +19,12 @@ from lipgan.constraints import BatchRandom, CriticBatch, interpolate
 from lipgan.constraints.dragan import perturb
 
 N = 64
+# Penalties that take a double backward (gn needs one too, but in its critic, not a penalty).
 DOUBLE_BACKWARD = [
-    n for n in constraints.names() if constraints.get(n).factory.needs_double_backward
+    n
+    for n in constraints.names()
+    if constraints.get(n).factory.needs_double_backward
+    and constraints.get(n).factory.penalty is not constraints.Constraint.penalty
 ]
 
 
