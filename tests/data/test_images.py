@@ -14,7 +14,8 @@ from PIL import Image
 
 from lipgan import data as datasets
 from lipgan.constraints.base import BatchRandom
-from lipgan.data.images import ImageData, load_array, load_cifar10, load_folder, load_mnist
+from lipgan.data.image_files import load_array, load_cifar10, load_folder, load_mnist
+from lipgan.data.images import ImageData
 from lipgan.errors import DataError
 
 OPTIONS = {"image_size": None, "channels": None, "seq_len": 32, "seed": 0}
