@@ -3,8 +3,8 @@
 Every loader ends in one ``ImageData``: uint8 images (N, C, H, W) kept as one tensor
 (4x smaller than floats; moved to the device once), served as floats in [-1, 1].
 A fixed split is held out for evaluation: the format's own test set where it has one
-(MNIST ``t10k``, CIFAR-10 ``test_batch``), else the last 10% of the file order.
-Where the data is labelled, ``evaluate`` reports a Frechet distance in the feature
+(MNIST ``t10k``, CIFAR-10 ``test_batch``), else a fixed random 10%. ``evaluate`` reports
+the memorisation ratio and, where the data is labelled, a Frechet distance in the feature
 space of a small classifier trained on that data (``lipgan.quality``).
 """
 
@@ -21,16 +21,13 @@ from torch import Tensor, nn
 
 from lipgan.constraints.base import BatchRandom
 from lipgan.errors import DataError
+from lipgan.quality import to_float
 
 HOLDOUT_FRACTION = 0.1
+SPLIT_SEED = 0  # fixed: a run's seed never changes which images are held out
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 GRID_MIN_PIXELS = 32  # tiny images are upscaled in sample grids to at least this size
 GRID_MAX = 100  # a grid shows the first 100 samples (10x10); `lipgan sample --out x.npy` has all
-
-
-def to_float(images: Tensor) -> Tensor:
-    """uint8 in [0, 255] -> float in [-1, 1]."""
-    return images.float() / 127.5 - 1.0
 
 
 class ImageData:
@@ -56,6 +53,7 @@ class ImageData:
         self.shape = tuple(int(s) for s in train.shape[1:])
         self._on_device: dict[torch.device, Tensor] = {}
         self._scorer: Any = None
+        self._memorisation: Any = None
 
     def __len__(self) -> int:
         return len(self.train)
@@ -72,14 +70,20 @@ class ImageData:
         return self.train_labels is not None and self.heldout_labels is not None
 
     def evaluate(self, fake: Tensor, seed: int, sets: int = 1) -> dict[str, float]:
-        """Frechet distance and its noise floor where the data has labels, else nothing."""
-        if not self.labelled:
-            return {}
-        if self._scorer is None:
-            from lipgan.quality import FrechetScorer
+        """The memorisation ratio; the Frechet distance and its floor where labelled."""
+        from lipgan.quality import FrechetScorer, MemorisationCheck
 
-            self._scorer = FrechetScorer.for_data(self)
-        return self._scorer.evaluate(fake)
+        if self._memorisation is None:
+            self._memorisation = MemorisationCheck(self.train, self.heldout)
+        metrics = self._memorisation.evaluate(fake)
+        if self.labelled:
+            if self._scorer is None:
+                assert self.train_labels is not None and self.heldout_labels is not None
+                self._scorer = FrechetScorer.for_data(
+                    self.name, self.train, self.train_labels, self.heldout, self.heldout_labels
+                )
+            metrics.update(self._scorer.evaluate(fake))
+        return metrics
 
     def save_samples(self, fake: Tensor, path: Path, critic: nn.Module | None = None) -> Path:
         return save_grid(fake, path)
@@ -151,11 +155,16 @@ def fit_images(images: np.ndarray, image_size: int | None, channels: int | None)
     return x.contiguous()
 
 
-def split(n: int) -> int:
-    """Index where the held-out tail starts (the last 10%, at least one image)."""
+def split(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(training, held-out) indices, each in file order: a fixed random 10% (at least one
+    image) is held out. Random, not the file's tail, so that held-out images are drawn like
+    training ones (digits are stored writer by writer, folders class by class); a fixed seed,
+    so the same files always give the same split."""
     if n < 2:
         raise ValueError(n)
-    return n - max(1, int(round(n * HOLDOUT_FRACTION)))
+    order = np.random.default_rng(SPLIT_SEED).permutation(n)
+    cut = max(1, int(round(n * HOLDOUT_FRACTION)))
+    return np.sort(order[cut:]), np.sort(order[:cut])
 
 
 def build(
@@ -169,9 +178,9 @@ def build(
     if heldout is None:
         if len(images) < 2:
             raise DataError(f"{name} holds {len(images)} image; at least 2 are needed")
-        cut = split(len(images))
-        heldout = (images[cut:], None if labels is None else labels[cut:])
-        images, labels = images[:cut], None if labels is None else labels[:cut]
+        keep, held = split(len(images))
+        heldout = (images[held], None if labels is None else labels[held])
+        images, labels = images[keep], None if labels is None else labels[keep]
     size, channels = options.get("image_size"), options.get("channels")
     return ImageData(
         name,
