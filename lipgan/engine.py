@@ -34,6 +34,7 @@ from lipgan import constraints as registry
 from lipgan import data as datasets
 from lipgan.config import TrainConfig, dump_toml, replace
 from lipgan.constraints.base import BatchRandom, Chain, Constraint, CriticBatch
+from lipgan.ema import GeneratorEMA, evaluating
 from lipgan.errors import ConfigError, DivergenceError, LipganError
 from lipgan.runio import RunFolder, atomic_write_text, load_checkpoint, load_state, save_checkpoint
 
@@ -145,6 +146,8 @@ class Parts:
     autocast: Callable[[], contextlib.AbstractContextManager[Any]]
     scaler_critic: torch.amp.GradScaler | None
     scaler_generator: torch.amp.GradScaler | None
+    ema: GeneratorEMA | None = None
+    """The generator's weight average that metrics and samples come from (None: off)."""
     critic_steps: int = 0
     window: Tensor = field(default_factory=lambda: torch.zeros(4))
     """Sums since the last log: critic loss, penalty, generator loss, critic steps."""
@@ -326,15 +329,30 @@ def measure(parts: Parts, iteration: int, eval_z: Tensor) -> dict[str, float]:
         "loss/generator": float(window[2]) / generator_steps,
         "wasserstein/estimate": -critic_loss_mean,
     }
-    norms = interpolate_grad_norms(parts)
+    with evaluating(parts.generator, parts.critic):  # a measurement moves no state
+        norms = interpolate_grad_norms(parts)
     metrics["lipschitz/grad_norm_mean"] = float(norms.mean())
     metrics["lipschitz/grad_norm_std"] = float(norms.std())
     if parts.processes.is_main:  # only the main process writes metrics
-        with torch.no_grad():
-            fake = parts.generator(eval_z)
         seed = parts.config.seed + EVAL_SEED_OFFSET
-        metrics.update(parts.data.evaluate(fake, seed, sets=_eval_sets(parts)))
+        quality = parts.data.evaluate(draw_samples(parts, eval_z), seed, sets=_eval_sets(parts))
+        metrics.update(quality)
+        if parts.ema is not None:  # the raw generator's quality beside the average's
+            raw = draw_samples(parts, eval_z, raw=True)
+            raw_quality = parts.data.evaluate(raw, seed, sets=_eval_sets(parts))
+            metrics.update(
+                {k.replace("quality/", "quality_raw/", 1): v for k, v in raw_quality.items()}
+            )
     return {k: (round(v, 8) if isinstance(v, float) else v) for k, v in metrics.items()}
+
+
+@torch.no_grad()
+def draw_samples(parts: Parts, z: Tensor, raw: bool = False) -> Tensor:
+    """Samples for metrics and pictures: from the EMA generator (the raw one when EMA is
+    off or ``raw``), in eval mode, as `lipgan sample` draws them."""
+    generator = parts.generator if raw or parts.ema is None else parts.ema.model
+    with evaluating(generator):
+        return generator(z)
 
 
 def _eval_sets(parts: Parts) -> int:
@@ -379,6 +397,7 @@ def snapshot(parts: Parts, iteration: int, extra: dict[str, Any]) -> dict[str, A
         "critic_steps": parts.critic_steps,
         "window": parts.window.detach().cpu().clone(),
         "generator": parts.generator.state_dict(),
+        **({"generator_ema": parts.ema.state_dict()} if parts.ema is not None else {}),
         "critic": parts.critic.state_dict(),
         "opt_generator": parts.opt_generator.state_dict(),
         "opt_critic": parts.opt_critic.state_dict(),
@@ -394,6 +413,11 @@ def snapshot(parts: Parts, iteration: int, extra: dict[str, Any]) -> dict[str, A
 
 def restore(parts: Parts, state: dict[str, Any], path: Path) -> None:
     load_state(parts.generator, state["generator"], "generator", path)
+    if parts.ema is not None:
+        if "generator_ema" in state:
+            parts.ema.load_state_dict(state["generator_ema"])
+        else:  # a checkpoint from before EMA, or from a run without it: start it here
+            parts.ema = GeneratorEMA(parts.generator, parts.ema.decay)
     load_state(parts.critic, state["critic"], "critic", path)
     parts.opt_generator.load_state_dict(state["opt_generator"])
     parts.opt_critic.load_state_dict(state["opt_critic"])
@@ -447,6 +471,8 @@ def build_parts(
     constraint = build_constraint(config, data.family)
     constraint.attach(critic)
     opt_generator, opt_critic = _optimizers(config, generator, critic)
+    # The average of the unwrapped generator: every process holds the same one.
+    ema = GeneratorEMA(generator, config.ema_decay) if config.ema_decay > 0 else None
 
     if config.batch_size % processes.world:
         raise ConfigError(
@@ -509,6 +535,7 @@ def build_parts(
         autocast=autocast,
         scaler_critic=scalers[0],
         scaler_generator=scalers[1],
+        ema=ema,
         window=torch.zeros(4, device=device),
     )
     return parts, notes
@@ -613,6 +640,8 @@ def _loop(
             for _ in range(config.n_critic):
                 critic_update(parts)
             generator_update(parts)
+        if parts.ema is not None:
+            parts.ema.update(parts.generator)
         iteration += 1
         last = iteration == config.iters
         log_step = iteration % config.log_every == 0 or last
@@ -669,9 +698,9 @@ def _loop(
             good = snapshot(parts, iteration, bookkeeping())
 
         if main and (iteration % config.sample_every == 0 or last):
-            with torch.no_grad():
+            with evaluating(parts.critic):  # the picture's critic surface moves no state
                 parts.data.save_samples(
-                    parts.generator(eval_z[: config.eval_samples]),
+                    draw_samples(parts, eval_z[: config.eval_samples]),
                     run.sample_path(iteration),
                     parts.critic,
                 )
@@ -701,12 +730,20 @@ def _loop(
 def summarize(
     metrics: dict[str, float], seconds: float, iters: int, rollbacks: int
 ) -> dict[str, Any]:
-    """The flat final summary: every ``quality/x`` also as plain ``x`` (w1, modes ...)."""
+    """The flat final summary: every ``quality/x`` also as plain ``x`` (w1, modes ...),
+    every ``quality_raw/x`` (the raw generator's, beside the EMA's) as ``x_raw``."""
     summary: dict[str, Any] = {
         key.removeprefix("quality/"): value
         for key, value in metrics.items()
         if key.startswith("quality/")
     }
+    summary.update(
+        {
+            key.removeprefix("quality_raw/") + "_raw": value
+            for key, value in metrics.items()
+            if key.startswith("quality_raw/")
+        }
+    )
     summary.update({k: v for k, v in metrics.items() if k not in ("seconds", "seconds_per_iter")})
     summary["seconds"] = round(seconds, 3)
     summary["seconds_per_iter"] = round(seconds / max(iters, 1), 6)
