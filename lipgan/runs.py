@@ -187,7 +187,7 @@ def load_generator(run_dir: Path) -> tuple[torch.nn.Module, torch.nn.Module, dic
     generator, critic = models.build(config, state["data"])
     # The EMA generator where the run has one (as its metrics and pictures were drawn).
     if "generator_ema" in state:
-        load_state(generator, state["generator_ema"]["model"], "generator EMA", run.last)
+        load_state(generator, state["generator_ema"]["model"], "generator", run.last)
     else:
         load_state(generator, state["generator"], "generator", run.last)
     # The critic may carry a reparametrisation (e.g. spectral norm) from its strategy.

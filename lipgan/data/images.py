@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lipgan.constraints.base import BatchRandom
+from lipgan.batch_random import BatchRandom
 from lipgan.errors import DataError
 from lipgan.quality import to_float
 
