@@ -200,6 +200,13 @@ def train(
             "(warm-up min(decay, (1+t)/(10+t))); 0 turns it off [default: 0.999]."
         ),
     ] = None,
+    critic_warmup: Annotated[
+        bool | None,
+        typer.Option(
+            "--critic-warmup/--no-critic-warmup",
+            help="WGAN warm-up: 100 critic steps for the first 25 iterations and every 500th.",
+        ),
+    ] = None,
     architecture: Annotated[
         str | None, typer.Option(help="auto, mlp, dcgan, resnet or text [default: auto].")
     ] = None,

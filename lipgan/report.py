@@ -501,5 +501,7 @@ def run_diagnose(
     figures = draw_figures([result], out / "figures", "compare", title)
     write_report(out, "diagnose", title, [result], figures, {"run": str(run_dir)})
     _wide(console).print(rich_table("diagnose", [result.row], title))
+    if result.critic.bounds is not None:  # checked above: result.critic is not None
+        console.print(escape(result.critic.bounds.describe()))
     console.print(f"report: {escape(str(out / 'report.html'))}")
     return out
