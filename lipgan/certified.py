@@ -9,7 +9,7 @@
   ReLU, leaky ReLU (slope <= 1), GroupSort, identity, flatten: 1. Batch norm (eval
   mode): its affine map, max |gamma| / sqrt(running_var + eps). Layer/group norm: only
   the trivial max |gamma| / sqrt(eps), which no useful critic approaches. A module may
-  state its own bound with a method ``lipschitz_bound(bound) -> float | None``
+  state its own bound with a method ``certified_lipschitz(bound) -> float | None``
   (``bound`` bounds a child; None: there is none), as GroupSort and the gradient-
   normalised critic do. A layer without a bound makes the result None, with the reason.
 - ``largest_gradient_norm``: a lower bound, the largest ||grad_x D(x)|| found on the
@@ -152,8 +152,8 @@ def certified_bound(critic: nn.Module, example: Tensor) -> tuple[float | None, l
     notes: list[str] = []
 
     def bound(module: nn.Module) -> float:
-        if hasattr(module, "lipschitz_bound"):
-            stated = module.lipschitz_bound(bound)
+        if hasattr(module, "certified_lipschitz"):
+            stated = module.certified_lipschitz(bound)
             if stated is None:
                 raise Unbounded(f"a {type(module).__name__} has no global Lipschitz bound")
             return float(stated)

@@ -50,7 +50,7 @@ class GradientNormalizedCritic(nn.Module):
             score = f / (per_sample_norm(grad).to(f.dtype) + f.abs())
         return score if differentiable else score.detach()
 
-    def lipschitz_bound(self, bound: Callable[[nn.Module], float]) -> float | None:
+    def certified_lipschitz(self, bound: Callable[[nn.Module], float]) -> float | None:
         """None: ||grad f_hat|| <= 1 inside every linear piece of f, but f_hat jumps
         where ||grad f|| does (between pieces), so no global constant is certified."""
         return None
