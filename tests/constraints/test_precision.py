@@ -20,7 +20,7 @@ from lipgan.constraints.dragan import perturb
 
 N = 64
 # Penalties that back-propagate through an input gradient (gn also needs double backward,
-# but it wraps the critic instead of adding a penalty: tests/constraints/test_gradient_normalization.py).
+# but it wraps the critic instead of adding a penalty; see test_gradient_normalization.py).
 DOUBLE_BACKWARD = [
     n
     for n in constraints.names()
