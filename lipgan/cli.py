@@ -183,6 +183,7 @@ def train(
     schedule: Annotated[str | None, _opt("schedule")] = None,
     generator_weight: Annotated[float | None, _opt("generator_weight")] = None,
     penalty_every: Annotated[int | None, _opt("penalty_every")] = None,
+    ema_decay: Annotated[float | None, _opt("ema_decay")] = None,
     critic_warmup: Annotated[
         bool | None, _opt("critic_warmup", "--critic-warmup/--no-critic-warmup")
     ] = None,

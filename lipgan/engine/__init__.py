@@ -17,6 +17,7 @@ from lipgan.engine.loop import Interrupted, Progress, train
 from lipgan.engine.measure import (
     EVAL_SEED_OFFSET,
     _eval_noise,
+    draw_samples,
     interpolate_grad_norms,
     measure,
     summarize,
@@ -49,6 +50,7 @@ __all__ = [
     "build_parts",
     "critic_loss",
     "critic_update",
+    "draw_samples",
     "distributed",
     "generator_update",
     "has_penalty",

@@ -22,7 +22,8 @@ from lipgan import data as datasets
 from lipgan import distributed
 from lipgan.callbacks import Callback, Callbacks
 from lipgan.config import TrainConfig, dump_toml
-from lipgan.engine.measure import _eval_noise, _finite, measure, summarize
+from lipgan.ema import evaluating
+from lipgan.engine.measure import _eval_noise, _finite, draw_samples, measure, summarize
 from lipgan.engine.parts import Parts, build_parts
 from lipgan.engine.state import _set_lr_scale, restore, snapshot
 from lipgan.engine.updates import train_iteration
@@ -261,9 +262,9 @@ def _write_outputs(
         return
     iteration = loop.iteration
     if iteration % config.sample_every == 0 or last:
-        with torch.no_grad():
+        with evaluating(parts.critic):  # the picture's critic surface moves no state
             written = parts.data.save_samples(
-                parts.generator(eval_z[: config.eval_samples]),
+                draw_samples(parts, eval_z[: config.eval_samples]),
                 run.sample_path(iteration),
                 parts.critic,
             )

@@ -17,6 +17,7 @@ from lipgan import distributed, models
 from lipgan.batch_random import BatchRandom
 from lipgan.config import TrainConfig
 from lipgan.constraints.base import Constraint
+from lipgan.ema import GeneratorEMA
 from lipgan.engine.resolve import build_constraint
 from lipgan.errors import ConfigError
 
@@ -49,6 +50,8 @@ class Parts:
     autocast: Callable[[], contextlib.AbstractContextManager[Any]]
     scaler_critic: torch.amp.GradScaler | None
     scaler_generator: torch.amp.GradScaler | None
+    ema: GeneratorEMA | None = None
+    """The generator's weight average that metrics and samples come from (None: off)."""
     critic_batch_stats: bool = False
     """The critic normalises with batch statistics: score real and fake together always."""
     critic_steps: int = 0
@@ -129,6 +132,27 @@ def _forward_passes(
     return generator_fwd, critic_fwd, critic_const_fwd, penalty_critic
 
 
+def _precision(
+    precision: str, device: torch.device
+) -> tuple[
+    Callable[[], contextlib.AbstractContextManager[Any]],
+    tuple[torch.amp.GradScaler | None, torch.amp.GradScaler | None],
+]:
+    """The autocast context of ``precision`` and, for fp16, the critic's and the
+    generator's gradient scalers."""
+    autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+
+    def autocast() -> contextlib.AbstractContextManager[Any]:
+        if autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device.type, dtype=autocast_dtype)
+
+    scalers = (None, None)
+    if precision == "fp16":
+        scalers = (torch.amp.GradScaler(device.type), torch.amp.GradScaler(device.type))
+    return autocast, scalers
+
+
 def build_parts(
     config: TrainConfig, data: datasets.DataSource, processes: distributed.Processes
 ) -> tuple[Parts, list[str]]:
@@ -145,6 +169,8 @@ def build_parts(
     # replacement is the critic: optimiser, every pass, checkpoints, DDP.
     critic = constraint.attach(critic) or critic
     opt_generator, opt_critic = _optimizers(config, generator, critic)
+    # The average of the unwrapped generator: every process holds the same one.
+    ema = GeneratorEMA(generator, config.ema_decay) if config.ema_decay > 0 else None
 
     notes += _batch_norm_warning(generator, critic, processes.world)
     if config.batch_size % processes.world:
@@ -156,17 +182,7 @@ def build_parts(
         config, generator, critic, constraint, processes, notes
     )
 
-    autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(config.precision)
-
-    def autocast() -> contextlib.AbstractContextManager[Any]:
-        if autocast_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(device.type, dtype=autocast_dtype)
-
-    scalers = (None, None)
-    if config.precision == "fp16":
-        scalers = (torch.amp.GradScaler(device.type), torch.amp.GradScaler(device.type))
-
+    autocast, scalers = _precision(config.precision, device)
     rng = torch.Generator(device).manual_seed(config.seed)
     parts = Parts(
         config=config,
@@ -186,6 +202,7 @@ def build_parts(
         autocast=autocast,
         scaler_critic=scalers[0],
         scaler_generator=scalers[1],
+        ema=ema,
         critic_batch_stats=models.has_batch_statistics(critic),
         window=torch.zeros(WINDOW, device=device),
     )

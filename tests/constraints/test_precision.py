@@ -19,7 +19,8 @@ from lipgan.constraints import BatchRandom, CriticBatch, interpolate
 from lipgan.constraints.dragan import perturb
 
 N = 64
-# Penalties that take a double backward (gn needs one too, but in its critic, not a penalty).
+# Penalties that back-propagate through an input gradient (gn also needs double backward,
+# but it wraps the critic instead of adding a penalty; see test_gradient_normalization.py).
 DOUBLE_BACKWARD = [
     n
     for n in constraints.names()
