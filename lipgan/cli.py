@@ -383,21 +383,23 @@ def compare(
 ) -> None:
     """Train several strategies with the same seed, data and budget; write a report."""
     given = dict(locals())
-    from lipgan import compare as comparing
     from lipgan import runs
+    from lipgan.compare import run_compare
+    from lipgan.compare import setup as compare_setup
+    from lipgan.compare.plan import plan
     from lipgan.config import TrainConfig
-    from lipgan.report import run_compare
+    from lipgan.display import CompareDisplay
 
     fields = set(TrainConfig.__dataclass_fields__) - {"out"}  # --out is the report folder
     base = runs.build_config(None, {k: v for k, v in given.items() if k in fields})
-    entries = comparing.plan(constraints, _floats(clip_values, "--clip-values"))
-    setup = comparing.setup(
+    entries = plan(constraints, _floats(clip_values, "--clip-values"))
+    setup = compare_setup(
         base, entries, out, overwrite=overwrite, jobs=jobs, threshold=threshold,
         critic_only=critic_only, noise_std=noise_std, tensorboard=tensorboard,
         command="lipgan " + " ".join(sys.argv[1:]), threads=threads,
     )  # fmt: skip
     with _stop_on_signals() as should_stop:
-        run_compare(setup, should_stop)
+        run_compare(setup, CompareDisplay(), should_stop)
 
 
 @app.command()
@@ -409,9 +411,10 @@ def diagnose(
     ] = None,
 ) -> None:
     """Draw the compare's figures and table for one finished run."""
-    from lipgan.report import run_diagnose
+    from lipgan.compare import run_diagnose
+    from lipgan.display import CompareDisplay
 
-    run_diagnose(run, out, threshold)
+    run_diagnose(run, out, threshold, CompareDisplay())
 
 
 def main() -> None:

@@ -12,11 +12,11 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from lipgan import compare as comparing
 from lipgan import data as datasets
 from lipgan.cli import app
+from lipgan.compare import critic_only, examine, plan
+from lipgan.compare.report import TRAIN_COLUMNS
 from lipgan.errors import ConfigError
-from lipgan.report import TRAIN_COLUMNS
 from lipgan.runio import RunFolder
 
 TINY = [
@@ -155,29 +155,29 @@ def test_diagnose_of_a_missing_run_is_one_line(tmp_path):
 
 
 def test_plan_expands_clipping_per_bound_and_refuses_bad_lists():
-    entries = comparing.plan("clip,gp", [0.1, 0.001])
+    entries = plan.plan("clip,gp", [0.1, 0.001])
     assert [(e.name, e.constraint, e.clip_value) for e in entries] == [
         ("clip@0.1", "clip", 0.1),
         ("clip@0.001", "clip", 0.001),
         ("gp", "gp", None),
     ]
-    assert [e.name for e in comparing.plan("clip,gp", None)] == ["clip", "gp"]
+    assert [e.name for e in plan.plan("clip,gp", None)] == ["clip", "gp"]
     with pytest.raises(ConfigError, match="unknown constraint 'gq'"):
-        comparing.plan("clip,gq", None)
+        plan.plan("clip,gq", None)
     with pytest.raises(ConfigError, match="twice"):
-        comparing.plan("gp,gp", None)
+        plan.plan("gp,gp", None)
     with pytest.raises(ConfigError, match="empty"):
-        comparing.plan("gp,,clip", None)
+        plan.plan("gp,,clip", None)
     with pytest.raises(ConfigError, match="> 0"):
-        comparing.plan("clip", [0.1, -1.0])
+        plan.plan("clip", [0.1, -1.0])
 
 
 def test_threshold_defaults_to_twice_the_w1_noise_floor():
     records = [{"step": 2, "quality/w1": 1.0, "quality/w1_floor": 0.09}]
-    assert comparing.threshold_for(records, "quality/w1", None) == pytest.approx(0.18, abs=1e-12)
-    assert comparing.threshold_for(records, "quality/w1", 0.5) == 0.5
-    assert comparing.threshold_for([{"quality/frechet": 3.0}], "quality/frechet", None) is None
-    assert comparing.quality_key([{"quality/js4": 1.0}, {"quality/frechet": 2.0}]) == (
+    assert examine.threshold_for(records, "quality/w1", None) == pytest.approx(0.18, abs=1e-12)
+    assert examine.threshold_for(records, "quality/w1", 0.5) == 0.5
+    assert examine.threshold_for([{"quality/frechet": 3.0}], "quality/frechet", None) is None
+    assert examine.quality_key([{"quality/js4": 1.0}, {"quality/frechet": 2.0}]) == (
         "quality/frechet"
     )
 
@@ -185,7 +185,7 @@ def test_threshold_defaults_to_twice_the_w1_noise_floor():
 def test_fixed_generator_is_real_data_plus_gaussian_noise():
     data = datasets.load("8gaussians")
     std = 0.5
-    fake = comparing.FixedGenerator(data, std, seed=0, device="cpu")(torch.zeros(40000, 2))
+    fake = critic_only.FixedGenerator(data, std, seed=0, device="cpu")(torch.zeros(40000, 2))
     # 8 centres at radius 2/1.414 evenly on a circle: per-coordinate variance r^2/2;
     # plus the mixture's own std and the added noise, all independent.
     radius, own = 2 / 1.414, 0.02 / 1.414
