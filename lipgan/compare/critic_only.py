@@ -14,8 +14,8 @@ import torch
 
 from lipgan import data as datasets
 from lipgan import diagnostics, distributed, engine
-from lipgan.compare.examine import DIAGNOSTIC_SAMPLES, RunResult, clean, strategy_params
-from lipgan.compare.execute import Event, peak_rss_mib, reset_peak_rss, torch_threads
+from lipgan.compare.examine import DIAGNOSTIC_SAMPLES, RunResult, clean, clip_bound
+from lipgan.compare.execute import Event, Outcome, peak_rss_mib, reset_peak_rss, torch_threads
 from lipgan.compare.plan import CompareSetup, Entry, entry_config
 from lipgan.constraints.base import BatchRandom
 
@@ -59,7 +59,7 @@ def _train_critic(
     on_event: Callable[[Event], None],
 ) -> tuple[RunResult, torch.nn.Module]:
     base = compare.base
-    config = engine.resolve(entry_config(base, entry, compare.out), data.family)
+    config = engine.resolve(entry_config(base, entry, base.seed, compare.out), data.family)
     parts, _ = engine.build_parts(config, data, processes)
     stand_in = FixedGenerator(data, compare.noise_std, config.seed, str(processes.device))
     parts.generator_fwd = stand_in
@@ -75,7 +75,8 @@ def _train_critic(
                 break
             on_event(Event(entry.name, step, config.iters))
     seconds = time.perf_counter() - t0
-    on_event(Event(entry.name, config.iters, config.iters, status=status))
+    outcome = Outcome(status, peak_rss_mib(reset))
+    on_event(Event(entry.name, config.iters, config.iters, outcome=outcome))
     n = min(config.eval_samples, DIAGNOSTIC_SAMPLES)
     side = BatchRandom(torch.Generator().manual_seed(config.seed + 11))
     real = data.draw(side, n)
@@ -83,8 +84,7 @@ def _train_critic(
     critic = parts.critic
     with torch.no_grad():
         w_estimate = float(critic(real).mean() - critic(fake).mean())
-    clip = config.clip_value if "c" in strategy_params(config.constraint) else None
-    report = diagnostics.examine_critic(critic, real, fake, config.seed, clip)
+    report = diagnostics.examine_critic(critic, real, fake, config.seed, clip_bound(config))
     numbers = report.numbers()
     row = {
         "name": entry.name,

@@ -7,16 +7,21 @@ Each takes a display (``lipgan.display.CompareDisplay`` on the command line; the
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+import shlex
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+from lipgan import engine
 from lipgan.compare.critic_only import train_critics
-from lipgan.compare.examine import examine_run
-from lipgan.compare.execute import Event, train_all
+from lipgan.compare.examine import examine_run, shared_threshold
+from lipgan.compare.execute import Event, Executor, LocalProcessExecutor, Outcome, ShouldStop
 from lipgan.compare.figures import draw_figures
-from lipgan.compare.plan import CompareSetup, Entry
-from lipgan.compare.report import write_report
+from lipgan.compare.findings import check_all
+from lipgan.compare.plan import FINAL, CompareSetup, Entry, run_name, write_outcomes
+from lipgan.compare.report import Page, Section, Table, text_samples, write_report
+from lipgan.compare.summary import SPREAD_KEYS, summarize
+from lipgan.compare.verdicts import pairwise, verdict_metrics
 from lipgan.config import load_toml
 from lipgan.errors import ConfigError
 
@@ -28,6 +33,7 @@ class Display(Protocol):
     def __call__(self, event: Event) -> None: ...
     def stop(self) -> None: ...
     def show(self, kind: str, rows: Sequence[dict[str, Any]], title: str, report: Path) -> None: ...
+    def note(self, text: str) -> None: ...
 
 
 class QuietDisplay:
@@ -45,56 +51,168 @@ class QuietDisplay:
     def show(self, kind: str, rows: Sequence[dict[str, Any]], title: str, report: Path) -> None:
         pass
 
+    def note(self, text: str) -> None:
+        pass
+
 
 def run_compare(
     compare: CompareSetup,
     display: Display | None = None,
-    should_stop: Callable[[], int | None] | None = None,
+    should_stop: ShouldStop | None = None,
+    executor: Executor | None = None,
 ) -> dict[str, Any]:
-    """Train (or, critic-only, fit the critics), examine, draw and write the report."""
+    """Train every job (or, critic-only, fit the critics), examine, draw, write the report.
+
+    ``executor`` defaults to ``LocalProcessExecutor(compare.parallel, compare.threads)``.
+    Returns results.json's data.
+    """
     display = display or QuietDisplay()
+    if compare.critic_only:
+        return _critic_only(compare, display)
     base = compare.base
-    kind = "critic-only" if compare.critic_only else "compare"
-    names = ", ".join(e.name for e in compare.entries)
+    totals = {job.name: job.config.iters for job in compare.jobs}
+    done = {name: o for name, o in compare.finished.items() if o.get("status") in FINAL}
     display.start(
-        f"{kind}: {names} on {base.data}, seed {base.seed}, "
-        f"{base.iters} {'critic' if compare.critic_only else 'generator'} iterations each "
-        f"-> {compare.out}",
+        f"compare: {', '.join(e.name for e in compare.entries)} on {base.data}, seeds "
+        f"{_seed_list(compare.seeds)}, {base.iters} generator iterations each: "
+        f"{len(totals)} runs to train{f', {len(done)} reused' if done else ''} -> {compare.out}",
+        totals,
+    )
+    executor = executor or LocalProcessExecutor(compare.parallel, compare.threads)
+    outcomes = dict(compare.finished)
+
+    def on_event(event: Event) -> None:
+        if event.outcome is not None:  # persisted at once, so --resume knows what ended
+            outcomes[event.name] = event.outcome.to_dict()
+            write_outcomes(compare.out, outcomes)
+        display(event)
+
+    try:
+        executor.run(compare.jobs, on_event, should_stop)
+    except engine.Interrupted as exc:
+        raise engine.Interrupted(
+            f"compare stopped; finished and checkpointed runs are kept. Continue with: "
+            f"lipgan compare --resume {shlex.quote(str(compare.out))}",
+            exit_code=exc.exit_code,
+        ) from None
+    finally:
+        display.stop()
+    data = report_compare(compare, outcomes)
+    rows = list(data["strategies"].values())
+    display.show("compare", rows, data["title"], compare.out / "report.html")
+    for item in data["verdicts"]:
+        display.note(item["sentence"])
+    return data
+
+
+def _seed_list(seeds: list[int]) -> str:
+    return ",".join(map(str, seeds))
+
+
+def report_compare(compare: CompareSetup, outcomes: dict[str, dict[str, Any]]) -> dict:
+    """Examine every run folder and write the report; returns results.json's data."""
+    base = compare.base
+    names = [(e, seed, run_name(e, seed)) for e in compare.entries for seed in compare.seeds]
+    threshold = shared_threshold([compare.runs_dir / n for _, _, n in names], compare.threshold)
+    results = [
+        examine_run(compare.runs_dir / name, entry, _outcome(outcomes.get(name)), threshold)
+        for entry, _, name in names
+    ]
+    groups = {e.name: [r for r in results if r.entry == e] for e in compare.entries}
+    summaries = [summarize(e, [r.row for r in groups[e.name]]) for e in compare.entries]
+    quality_metric = next((s["quality_metric"] for s in summaries if s["quality_metric"]), None)
+    baseline = compare.baseline_name()
+    per_seed = {n: {k: [r.row.get(k) for r in rs] for k in SPREAD_KEYS} for n, rs in groups.items()}
+    has_modes = any("modes" in s for s in summaries)
+    verdicts = pairwise(
+        baseline, [e.name for e in compare.entries if e.name != baseline], per_seed,
+        verdict_metrics(quality_metric, has_modes),
+    )  # fmt: skip
+    records = {name: [r.record() for r in runs] for name, runs in groups.items()}
+    findings = check_all(records, quality_metric)
+    title = (
+        f"compare: {base.data}, {len(compare.seeds)} seed(s) ({_seed_list(compare.seeds)}), "
+        f"{base.iters} iterations"
+    )
+    figures = draw_figures(groups, compare.figures_dir, "compare", title)
+    data = {
+        "kind": "compare",
+        "title": title,
+        "command": compare.command,
+        "data": base.data,
+        "seeds": compare.seeds,
+        "iters": base.iters,
+        "config": base.to_dict(),
+        "quality_metric": quality_metric,
+        "threshold": threshold,
+        "baseline": baseline,
+        "strategies": {s["name"]: s for s in summaries},
+        "runs": {run_name(r.entry, r.row["seed"]): {**r.record(), "run": f"runs/"
+                 f"{run_name(r.entry, r.row['seed'])}"} for r in results},
+        "verdicts": verdicts,
+        "findings": findings,
+    }  # fmt: skip
+    page = Page(
+        title,
+        compare.command,
+        [Table(None, "compare", summaries), Table("Every run", "runs", [r.row for r in results])],
+        [verdict_section(verdicts, baseline, len(compare.seeds)), findings_section(findings)],
+        figures,
+        text_samples(results),
+    )
+    write_report(compare.out, page, data)
+    return data
+
+
+def _outcome(saved: dict[str, Any] | None) -> Outcome | None:
+    return None if saved is None else Outcome(**saved)
+
+
+def verdict_section(verdicts: list[dict[str, Any]], baseline: str, seeds: int) -> Section:
+    tests = len({(v["metric"], v["other"]) for v in verdicts})
+    intro = (
+        f"Each strategy against the baseline {baseline}: the difference of means over seeds "
+        "with its 95% interval and Welch's t test; 'beats' only where p < 0.05. The p-values "
+        f"are not corrected for the {tests} comparisons below: at p < 0.05 about "
+        f"{0.05 * tests:.1g} of them can come out significant by chance alone."
+    )
+    if seeds < 2:
+        intro = "One seed per strategy: no verdict is possible (run with --seeds 2 or more)."
+    return Section("Verdicts", intro, [v["sentence"] for v in verdicts])
+
+
+def findings_section(findings: list[dict[str, Any]]) -> Section:
+    intro = (
+        "The WGAN-GP paper's claims, checked on these runs: held, did not hold, or not "
+        "measurable here, with the numbers that decided it."
+    )
+    items = [f"{f['status'].upper()}: {f['claim']}. {f['detail']}" for f in findings]
+    return Section("Findings", intro, items)
+
+
+def _critic_only(compare: CompareSetup, display: Display) -> dict[str, Any]:
+    base = compare.base
+    display.start(
+        f"critic-only: {', '.join(e.name for e in compare.entries)} on {base.data}, seed "
+        f"{base.seed}, {base.iters} critic iterations each -> {compare.out}",
         {e.name: base.iters for e in compare.entries},
     )
     try:
-        if compare.critic_only:
-            results = [result for result, _ in train_critics(compare, display)]
-        else:
-            outcomes = train_all(compare, display, should_stop)
+        results = [result for result, _ in train_critics(compare, display)]
     finally:
         display.stop()
-    if not compare.critic_only:
-        results = [
-            examine_run(compare.prepared[e.name].run_dir, e, outcomes[e.name], compare.threshold)
-            for e in compare.entries
-        ]
-    title = f"{kind}: {base.data}, seed {base.seed}, {base.iters} iterations"
-    figures = draw_figures(results, compare.figures_dir, kind, title)
-    meta = {
-        "command": compare.command,
-        "data": base.data,
-        "seed": base.seed,
-        "iters": base.iters,
-        "config": base.to_dict(),
-    }
-    if compare.critic_only:
-        meta["noise_std"] = compare.noise_std
-    else:
-        meta["quality_metric"] = next(
-            (r.row["quality_metric"] for r in results if r.row.get("quality_metric")), None
-        )
-        meta["threshold"] = next(
-            (r.row["threshold"] for r in results if r.row.get("threshold") is not None), None
-        )
-        meta["runs"] = {e.name: f"runs/{e.name}" for e in compare.entries}
-    data = write_report(compare.out, kind, title, results, figures, meta)
-    display.show(kind, [r.row for r in results], title, compare.out / "report.html")
+    title = f"critic-only: {base.data}, seed {base.seed}, {base.iters} iterations"
+    groups = {r.entry.name: [r] for r in results}
+    figures = draw_figures(groups, compare.figures_dir, "critic-only", title)
+    rows = [r.row for r in results]
+    data = {
+        "kind": "critic-only", "title": title, "command": compare.command, "data": base.data,
+        "seed": base.seed, "iters": base.iters, "config": base.to_dict(),
+        "noise_std": compare.noise_std, "strategies": {r.entry.name: r.record() for r in results},
+    }  # fmt: skip
+    page = Page(title, compare.command, [Table(None, "critic-only", rows)], [], figures)
+    write_report(compare.out, page, data)
+    display.show("critic-only", rows, title, compare.out / "report.html")
     return data
 
 
@@ -117,7 +235,11 @@ def run_diagnose(
         raise ConfigError(f"{run_dir} has no readable checkpoints/last.pt; train it first")
     out = out or run_dir / "diagnostics"
     title = f"diagnose: {run_dir.name} ({config.constraint} on {config.data})"
-    figures = draw_figures([result], out / "figures", "compare", title)
-    write_report(out, "diagnose", title, [result], figures, {"run": str(run_dir)})
+    figures = draw_figures({entry.name: [result]}, out / "figures", "diagnose", title)
+    data = {"kind": "diagnose", "title": title, "run": str(run_dir), "runs": {
+        entry.name: result.record()}}  # fmt: skip
+    page = Page(title, "", [Table(None, "diagnose", [result.row])], [], figures,
+                text_samples([result]))  # fmt: skip
+    write_report(out, page, data)
     display.show("diagnose", [result.row], title, out / "report.html")
     return out

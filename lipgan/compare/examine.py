@@ -21,7 +21,7 @@ from lipgan import data as datasets
 from lipgan import diagnostics, engine, runs
 from lipgan.compare.execute import Outcome
 from lipgan.compare.plan import Entry
-from lipgan.config import TrainConfig
+from lipgan.config import TrainConfig, load_toml
 from lipgan.constraints.base import BatchRandom
 from lipgan.errors import LipganError
 from lipgan.runio import RunFolder
@@ -58,9 +58,25 @@ def threshold_for(records: list[dict[str, Any]], key: str | None, given: float |
     return None
 
 
+def shared_threshold(run_dirs: list[Path], given: float | None) -> float | None:
+    """One threshold for every run of a compare: the user's, else 2x the mean W1 floor.
+
+    Each seed measures its own floor; the mean over runs makes 'steps to threshold'
+    comparable across strategies and seeds.
+    """
+    if given is not None:
+        return given
+    floors = []
+    for run_dir in run_dirs:
+        records = RunFolder(run_dir).read_metrics() if run_dir.is_dir() else []
+        if quality_key(records) == "quality/w1":
+            floors += [r["quality/w1_floor"] for r in records[-1:] if "quality/w1_floor" in r]
+    return round(2 * float(np.mean(floors)), 8) if floors else None
+
+
 @dataclass
 class RunResult:
-    """One strategy's row, diagnostics and curves."""
+    """One run's row, diagnostics and curves."""
 
     entry: Entry
     row: dict[str, Any]
@@ -70,6 +86,10 @@ class RunResult:
     panel: tuple[np.ndarray, np.ndarray, Any] | None = None
     """(real, fake, critic) for the points figure."""
     last_sample: Path | None = None
+
+    def record(self) -> dict[str, Any]:
+        """The run as results.json keeps it: the row and every diagnostic number."""
+        return {**self.row, "diagnostics": self.critic.numbers() if self.critic else None}
 
 
 def clean(value: Any) -> Any:
@@ -90,14 +110,19 @@ def examine_run(
     timing = {t["step"]: t for t in read_timing(run_dir)}
     summary = json.loads(folder.summary.read_text("utf-8")) if folder.summary.exists() else {}
     key = quality_key(records)
+    config = load_toml(folder.config) if folder.config.is_file() else None
+    loaded = _load(run_dir)
+    family = loaded[2]["data"]["family"] if loaded is not None else None
     row: dict[str, Any] = {
         "name": entry.name,
         "constraint": entry.constraint,
+        "seed": config.seed if config is not None else None,
         "status": outcome.status if outcome else ("ok" if summary else "incomplete"),
+        **_strategy_numbers(config, family),
         **quality_numbers(records, timing, summary, key, threshold_for(records, key, threshold)),
         "peak_memory_mib": outcome.peak_mib if outcome else None,
     }
-    critic_report, panel = _examine_critic(run_dir)
+    critic_report, panel = _examine_critic(loaded, run_dir)
     if critic_report is not None:
         numbers = critic_report.numbers()
         row.update(
@@ -164,19 +189,47 @@ def quality_numbers(
         "seconds_per_step": per_step,
         "final_w_estimate": records[-1].get("wasserstein/estimate") if records else None,
     }
-    if records and "quality/modes" in records[-1]:
-        numbers["modes"] = records[-1]["quality/modes"]
+    for name in ("modes", "hq_fraction"):
+        if records and f"quality/{name}" in records[-1]:
+            numbers[name] = records[-1][f"quality/{name}"]
     return numbers
 
 
-def _examine_critic(run_dir: Path) -> tuple[diagnostics.CriticReport | None, Any]:
-    """The final critic's diagnostics and, for 2-D points, (real, fake, critic) to draw."""
+def _strategy_numbers(config: TrainConfig | None, family: str | None) -> dict[str, Any]:
+    """What the findings need to know about the strategy: its bound, its penalty."""
+    if config is None:
+        return {}
+    penalty = None
+    if family is not None:
+        penalty = engine.has_penalty(engine.build_constraint(config, family))
+    return {
+        "clip_value": clip_bound(config),
+        "penalty": penalty,
+        "penalty_weight": config.penalty_weight,
+    }
+
+
+def clip_bound(config: TrainConfig) -> float | None:
+    """The clipping bound c when the strategy clips, else None."""
+    return config.clip_value if "c" in strategy_params(config.constraint) else None
+
+
+def _load(run_dir: Path) -> tuple[torch.nn.Module, torch.nn.Module, dict[str, Any]] | None:
+    """(generator, critic, checkpoint) from checkpoints/last.pt; None when unreadable."""
     try:
         generator, critic, state = runs.load_generator(run_dir)
     except LipganError:
+        return None
+    return None if critic is None else (generator, critic, state)
+
+
+def _examine_critic(
+    loaded: tuple[torch.nn.Module, torch.nn.Module, dict[str, Any]] | None, run_dir: Path
+) -> tuple[diagnostics.CriticReport | None, Any]:
+    """The final critic's diagnostics and, for 2-D points, (real, fake, critic) to draw."""
+    if loaded is None:
         return None, None
-    if critic is None:
-        return None, None
+    generator, critic, state = loaded
     config = TrainConfig.from_dict(state["config"], source=f"{run_dir} config")
     data = datasets.load(config.data, **engine._data_options(config))
     n = min(config.eval_samples, DIAGNOSTIC_SAMPLES)
@@ -184,8 +237,7 @@ def _examine_critic(run_dir: Path) -> tuple[diagnostics.CriticReport | None, Any
     real = data.draw(rand, n)
     with torch.no_grad():
         fake = generator(rand.normal(n, config.z_dim)).to(real.dtype)
-    clip = config.clip_value if "c" in strategy_params(config.constraint) else None
-    report = diagnostics.examine_critic(critic, real, fake, config.seed, clip)
+    report = diagnostics.examine_critic(critic, real, fake, config.seed, clip_bound(config))
     panel = (real.numpy(), fake.numpy(), critic) if data.family == "points" else None
     return report, panel
 

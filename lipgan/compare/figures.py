@@ -26,20 +26,25 @@ class Figure:
     caption: str
 
 
-def draw_figures(results: Sequence[RunResult], folder: Path, kind: str, title: str) -> list[Figure]:
+Groups = Mapping[str, Sequence[RunResult]]
+"""Strategy name -> its runs, one per seed (one run for diagnose and critic-only)."""
+
+
+def draw_figures(groups: Groups, folder: Path, kind: str, title: str) -> list[Figure]:
     """Every figure the report shows, as PNG files under ``folder``."""
     return [
-        *_sample_figures(results, folder, kind, title),
-        *_curve_figures(results, folder, title),
-        *_critic_figures(results, folder, title),
+        *_sample_figures(groups, folder, kind, title),
+        *_curve_figures(groups, folder, title),
+        *_critic_figures(groups, folder, title),
     ]
 
 
-def _sample_figures(
-    results: Sequence[RunResult], folder: Path, kind: str, title: str
-) -> list[Figure]:
+def _sample_figures(groups: Groups, folder: Path, kind: str, title: str) -> list[Figure]:
+    """The first seed of each strategy: its samples over its critic, or its sample picture."""
     figures: list[Figure] = []
-    panels = [(r.entry.name, *r.panel) for r in results if r.panel is not None]
+    firsts = {name: runs[0] for name, runs in groups.items() if runs}
+    seeds = _first_seeds(groups)
+    panels = [(name, *r.panel) for name, r in firsts.items() if r.panel is not None]
     if panels:
         path = folder / ("value_surfaces.png" if kind == "critic-only" else "samples.png")
         what = (
@@ -47,103 +52,136 @@ def _sample_figures(
             "(real data + Gaussian noise; green). Clipping learns an overly simple function; "
             "a gradient penalty follows the data."
             if kind == "critic-only"
-            else "Real (orange) and generated (green) samples over each critic's value surface."
+            else "Real (orange) and generated (green) samples over each critic's value surface"
+            f"{seeds}."
         )
         figure_points(path, panels, title)
         figures.append(Figure(path, "Samples and critic value surface", what))
     pictures = [
-        (r.entry.name, r.last_sample)
-        for r in results
+        (name, r.last_sample)
+        for name, r in firsts.items()
         if r.panel is None and r.last_sample is not None and r.last_sample.suffix == ".png"
     ]
     if pictures:
         path = folder / "samples.png"
         figure_images(path, pictures, title)
-        figures.append(Figure(path, "Samples", "Each run's last sample picture."))
+        figures.append(Figure(path, "Samples", f"Each strategy's last sample picture{seeds}."))
     return figures
 
 
-def _curve_figures(results: Sequence[RunResult], folder: Path, title: str) -> list[Figure]:
+def _first_seeds(groups: Groups) -> str:
+    if all(len(runs) <= 1 for runs in groups.values()):
+        return ""
+    return " (each strategy's first seed)"
+
+
+CURVES = (
+    (
+        None,
+        "quality.png",
+        "log",
+        "Quality metric (lower is better) against generator step and wall-clock seconds: "
+        "the mean over seeds, the band from the lowest to the highest seed; dashed: the "
+        "threshold of the time-to-threshold columns.",
+    ),
+    (
+        "wasserstein/estimate",
+        "wasserstein.png",
+        "symlog",
+        "W estimate = -L_D (critic loss without penalty) over training, mean over seeds with "
+        "a min-max band; under clipping it is scaled by the critic's unknown Lipschitz "
+        "constant.",
+    ),
+)
+
+
+def _curve_figures(groups: Groups, folder: Path, title: str) -> list[Figure]:
     figures: list[Figure] = []
-    for metric, name, scale, caption in (
-        (
-            None,
-            "quality.png",
-            "log",
-            "Quality metric (lower is better) against generator step and wall-clock seconds; "
-            "dashed: the threshold of the time-to-threshold columns.",
-        ),
-        (
-            "wasserstein/estimate",
-            "wasserstein.png",
-            "symlog",
-            "W estimate = -L_D (critic loss without penalty) over training; "
-            "under clipping it is scaled by the critic's unknown Lipschitz constant.",
-        ),
-    ):
+    for metric, name, scale, caption in CURVES:
         by_step, by_time, label = {}, {}, metric
-        for r in results:
-            key = metric or r.row.get("quality_metric")
-            if key and key in r.curves:
-                steps, seconds, values = r.curves[key]
-                by_step[r.entry.name] = (steps, values)
-                by_time[r.entry.name] = (seconds, values)
+        for strategy, runs in groups.items():
+            key = metric or next((r.row.get("quality_metric") for r in runs), None)
+            curves = [r.curves[key] for r in runs if key and key in r.curves]
+            if curves:
+                by_step[strategy], by_time[strategy] = seed_band(curves)
                 label = key
         if by_step and label:
             path = folder / name
-            threshold = (
-                next((r.row.get("threshold") for r in results), None) if not metric else None
-            )
+            threshold = None
+            if not metric:
+                rows = [r.row for runs in groups.values() for r in runs]
+                threshold = next((r.get("threshold") for r in rows), None)
             figure_curves(path, by_step, by_time, label, title, scale, threshold)
             figures.append(Figure(path, label, caption))
     return figures
 
 
-def _critic_figures(results: Sequence[RunResult], folder: Path, title: str) -> list[Figure]:
-    figures: list[Figure] = []
-    reports = {r.entry.name: r.critic for r in results if r.critic is not None}
-    if reports:
-        path = folder / "layer_grad_norms.png"
-        figure_layer_norms(path, {n: c.layer_norms for n, c in reports.items()}, title)
-        figures.append(
-            Figure(
-                path,
-                "Per-layer gradient norm (paper Fig. 1, left)",
-                "||dL_D/dW_k|| of the final critic per layer, log scale. Under clipping the "
-                "norm falls (small c) or grows (large c) geometrically with depth; a "
-                "gradient penalty keeps it level.",
-            )
-        )
-        path = folder / "weight_histograms.png"
-        figure_weight_histograms(
-            path, {n: (c.weights, c.clip_value) for n, c in reports.items()}, title
-        )
-        figures.append(
-            Figure(
-                path,
-                "Critic weights (paper Fig. 1, right)",
-                "Histogram of every critic weight (log count); red lines at +-c. Clipped "
-                "weights pile up at the bounds.",
-            )
-        )
-        path = folder / "interp_grad_norms.png"
-        figure_interp_norms(path, {n: c.interp_norms for n, c in reports.items()}, title)
-        figures.append(
-            Figure(
-                path,
-                "||grad D|| on interpolates",
-                "Distribution of the critic's input-gradient norm on real-fake "
-                "interpolates (log scale); the gradient penalty pulls it to 1 (red).",
-            )
-        )
-    return figures
+Band = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+"""(x, mean, low, high)."""
+
+
+def seed_band(curves: Sequence[tuple[list[float], list[float], list[float]]]):
+    """Mean and min-max over seeds at the steps every seed logged, against step and
+    against seconds (each seed's own clock, averaged)."""
+    common = sorted(set.intersection(*(set(steps) for steps, _, _ in curves)))
+    seconds, values = [], []
+    for steps, secs, vals in curves:
+        where = {s: i for i, s in enumerate(steps)}
+        seconds.append([secs[where[s]] for s in common])
+        values.append([vals[where[s]] for s in common])
+    ys = np.asarray(values, dtype=float).reshape(len(curves), len(common))
+    with np.errstate(all="ignore"):
+        mean, low, high = np.nanmean(ys, 0), np.nanmin(ys, 0), np.nanmax(ys, 0)
+    steps = np.asarray(common, dtype=float)
+    clock = np.asarray(seconds, dtype=float).reshape(len(curves), len(common)).mean(0)
+    return (steps, mean, low, high), (clock, mean, low, high)
+
+
+def _critic_figures(groups: Groups, folder: Path, title: str) -> list[Figure]:
+    reports = {
+        name: [r.critic for r in runs if r.critic is not None] for name, runs in groups.items()
+    }
+    reports = {name: critics for name, critics in reports.items() if critics}
+    if not reports:
+        return []
+    several = any(len(critics) > 1 for critics in reports.values())
+    each = " Thin lines: each seed; thick: their mean." if several else ""
+    layers = folder / "layer_grad_norms.png"
+    figure_layer_norms(layers, {n: [c.layer_norms for c in cs] for n, cs in reports.items()}, title)
+    weights = folder / "weight_histograms.png"
+    figure_weight_histograms(
+        weights, {n: ([c.weights for c in cs], cs[0].clip_value) for n, cs in reports.items()},
+        title,
+    )  # fmt: skip
+    interp = folder / "interp_grad_norms.png"
+    figure_interp_norms(
+        interp, {n: np.concatenate([c.interp_norms for c in cs]) for n, cs in reports.items()},
+        title,
+    )  # fmt: skip
+    return [
+        Figure(
+            layers,
+            "Per-layer gradient norm (paper Fig. 1, left)",
+            "||dL_D/dW_k|| of the final critic per layer, log scale. Under clipping the norm "
+            "falls (small c) or grows (large c) geometrically with depth; a gradient penalty "
+            f"keeps it level.{each}",
+        ),
+        Figure(
+            weights,
+            "Critic weights (paper Fig. 1, right)",
+            "Histogram of every critic weight (log count); red lines at +-c. Clipped weights "
+            f"pile up at the bounds.{each}",
+        ),
+        Figure(
+            interp,
+            "||grad D|| on interpolates",
+            "Distribution of the critic's input-gradient norm on real-fake interpolates, all "
+            "seeds pooled (log scale); the gradient penalty pulls it to 1 (red).",
+        ),
+    ]
 
 
 # --- drawing ------------------------------------------------------------------------------
-
-
-Series = Mapping[str, tuple[Sequence[float], Sequence[float]]]
-"""name -> (x values, y values), one line per strategy."""
 
 
 def _grid(count: int, size: float = 3.6):
@@ -189,14 +227,15 @@ def figure_images(path: Path, panels: Sequence[tuple[str, Path]], title: str) ->
 
 def figure_curves(
     path: Path,
-    by_step: Series,
-    by_time: Series,
+    by_step: Mapping[str, Band],
+    by_time: Mapping[str, Band],
     ylabel: str,
     title: str,
     scale: str = "linear",
     threshold: float | None = None,
 ) -> None:
-    """The same metric against generator step (left) and wall-clock seconds (right).
+    """The same metric against generator step (left) and wall-clock seconds (right): a
+    mean line per strategy with its min-max band over seeds.
 
     ``scale`` is 'log' (positive metrics), 'symlog' (signed, e.g. the W estimate, which
     spans decades across strategies) or 'linear'; ``threshold`` draws a dashed line.
@@ -204,8 +243,10 @@ def figure_curves(
     plt = _pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     for ax, series, xlabel in ((left, by_step, "generator step"), (right, by_time, "seconds")):
-        for name, (xs, ys) in series.items():
-            ax.plot(xs, ys, label=name, marker=".", markersize=3)
+        for name, (xs, mean, low, high) in series.items():
+            (line,) = ax.plot(xs, mean, label=name, marker=".", markersize=3)
+            if np.any(high > low):
+                ax.fill_between(xs, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
         if threshold is not None:
             ax.axhline(threshold, color="gray", linestyle="--", linewidth=1, label="threshold")
         ax.set_xlabel(xlabel)
@@ -220,14 +261,20 @@ def figure_curves(
     save_figure(fig, path)
 
 
-def figure_layer_norms(path: Path, norms: Mapping[str, Sequence[float]], title: str) -> None:
-    """log10 ||dL/dW_k|| against layer k, one line per strategy (paper Fig. 1 left)."""
+def figure_layer_norms(
+    path: Path, norms: Mapping[str, Sequence[Sequence[float]]], title: str
+) -> None:
+    """log10 ||dL/dW_k|| against layer k (paper Fig. 1 left): per strategy a thin line per
+    seed and their mean (of the logs) on top."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for name, values in norms.items():
-        values = np.asarray(values, dtype=float)
-        logs = np.log10(np.clip(values, 1e-30, None))
-        ax.plot(np.arange(1, len(values) + 1), logs, marker="o", label=name)
+    for name, per_seed in norms.items():
+        logs = np.log10(np.clip(np.asarray(per_seed, dtype=float), 1e-30, None))
+        layers = np.arange(1, logs.shape[1] + 1)
+        (line,) = ax.plot(layers, logs.mean(0), marker="o", label=name, linewidth=2)
+        if len(logs) > 1:
+            for seed_logs in logs:
+                ax.plot(layers, seed_logs, color=line.get_color(), linewidth=0.7, alpha=0.4)
     ax.set_xlabel("critic layer (1 = input)")
     ax.set_ylabel("log10 ||dL_D / dW||")
     ax.grid(alpha=0.3)
@@ -237,14 +284,21 @@ def figure_layer_norms(path: Path, norms: Mapping[str, Sequence[float]], title: 
 
 
 def figure_weight_histograms(
-    path: Path, weights: Mapping[str, tuple[np.ndarray, float | None]], title: str
+    path: Path, weights: Mapping[str, tuple[Sequence[np.ndarray], float | None]], title: str
 ) -> None:
-    """Histogram of every critic weight per strategy, +-c marked (paper Fig. 1 right)."""
+    """Histogram of every critic weight per strategy, +-c marked (paper Fig. 1 right):
+    one thin outline per seed on shared bins, their mean count filled on top."""
     fig, axes = _grid(len(weights), 3.4)
-    for ax, (name, (values, c)) in zip(axes, weights.items(), strict=True):
-        finite = values[np.isfinite(values)]
-        if len(finite):
-            ax.hist(finite, bins=60, color="tab:blue")
+    for ax, (name, (per_seed, c)) in zip(axes, weights.items(), strict=True):
+        finite = [v[np.isfinite(v)] for v in per_seed]
+        pooled = np.concatenate(finite) if finite else np.zeros(0)
+        if len(pooled):
+            edges = np.histogram_bin_edges(pooled, bins=60)
+            counts = np.asarray([np.histogram(v, bins=edges)[0] for v in finite], dtype=float)
+            ax.stairs(counts.mean(0), edges, fill=True, color="tab:blue", alpha=0.8)
+            if len(counts) > 1:
+                for seed_counts in counts:
+                    ax.stairs(seed_counts, edges, color="black", linewidth=0.5, alpha=0.5)
         if c is not None:
             for bound in (-c, c):
                 ax.axvline(bound, color="tab:red", linestyle="--", linewidth=1)
