@@ -27,7 +27,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from lipgan.constraints.base import BatchRandom, input_gradient, interpolate, per_sample_norm
+from lipgan.batch_random import BatchRandom
+from lipgan.constraints.base import input_gradient, interpolate, per_sample_norm
 
 AT_BOUND_TOLERANCE = 1e-3
 """A weight counts as 'at +-c' when it lies within this fraction of c of the bound."""

@@ -10,8 +10,8 @@ import torch
 from torch import nn
 
 from lipgan import diagnostics, engine, runs
+from lipgan.batch_random import BatchRandom
 from lipgan.config import TrainConfig
-from lipgan.constraints.base import BatchRandom
 from lipgan.constraints.clipping import WeightClipping
 
 

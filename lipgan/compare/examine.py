@@ -19,10 +19,10 @@ import torch
 from lipgan import constraints as registry
 from lipgan import data as datasets
 from lipgan import diagnostics, engine, runs
+from lipgan.batch_random import BatchRandom
 from lipgan.compare.execute import Outcome
 from lipgan.compare.plan import Entry
 from lipgan.config import TrainConfig, load_toml
-from lipgan.constraints.base import BatchRandom
 from lipgan.errors import LipganError
 from lipgan.runio import RunFolder
 

@@ -7,6 +7,7 @@ A Lipschitz strategy is a small object with three hooks, all optional:
 - ``after_critic_step(critic)``: after every critic optimiser step (e.g. clip weights).
 
 ``Constraint`` itself is the "do nothing" strategy. ``Chain`` composes several.
+``BatchRandom`` lives in ``lipgan.batch_random``; it is re-exported here for old imports.
 """
 
 from __future__ import annotations
@@ -17,46 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-
-class BatchRandom:
-    """Per-sample random draws that do not depend on the number of processes.
-
-    Every draw is made for the global batch from one shared generator and this
-    process keeps its own shard, so N processes with batch B/N see exactly the
-    numbers one process with batch B sees (the basis of exact data parallelism).
-    """
-
-    def __init__(
-        self, generator: torch.Generator, rank: int = 0, world: int = 1, device: str | None = None
-    ) -> None:
-        self.generator = generator
-        self.rank = rank
-        self.world = world
-        self.device = torch.device(device) if device is not None else generator.device
-
-    def _shard(self, full: Tensor, n: int) -> Tensor:
-        return full[self.rank * n : (self.rank + 1) * n] if self.world > 1 else full
-
-    def uniform(self, n: int, *shape: int) -> Tensor:
-        """U[0, 1) of shape (n, *shape) for this process's n samples."""
-        full = torch.rand(
-            n * self.world, *shape, generator=self.generator, device=self.generator.device
-        )
-        return self._shard(full, n).to(self.device, non_blocking=True)
-
-    def normal(self, n: int, *shape: int) -> Tensor:
-        """N(0, 1) of shape (n, *shape) for this process's n samples."""
-        full = torch.randn(
-            n * self.world, *shape, generator=self.generator, device=self.generator.device
-        )
-        return self._shard(full, n).to(self.device, non_blocking=True)
-
-    def integers(self, n: int, high: int) -> Tensor:
-        """Integers in [0, high) for this process's n samples."""
-        full = torch.randint(
-            high, (n * self.world,), generator=self.generator, device=self.generator.device
-        )
-        return self._shard(full, n).to(self.device, non_blocking=True)
+from lipgan.batch_random import BatchRandom
 
 
 @dataclass

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from torch import Tensor, nn
 
-from lipgan.constraints.base import BatchRandom
+from lipgan.batch_random import BatchRandom
 from lipgan.data.toy import TOY_NAMES, ToyData
 from lipgan.errors import DataError
 

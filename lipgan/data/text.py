@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lipgan.constraints.base import BatchRandom
+from lipgan.batch_random import BatchRandom
 from lipgan.errors import DataError
 from lipgan.quality import js_divergence, ngram_counts
 from lipgan.runio import atomic_write_text

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from lipgan.constraints.base import BatchRandom
+from lipgan.batch_random import BatchRandom
 
 
 @dataclass(frozen=True)

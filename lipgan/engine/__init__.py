@@ -1,0 +1,68 @@
+"""The training engine: ``train(config, run_dir)`` and the parts it is made of.
+
+- ``resolve``: fill the strategy- and data-dependent defaults of a config;
+- ``parts``: ``Parts``, everything one run holds, and ``build_parts``;
+- ``updates``: the critic, generator and one-step updates (the hot path);
+- ``measure``: the metrics of a log step and the final summary;
+- ``state``: the whole training state as a checkpoint, and back;
+- ``loop``: ``train`` and the loop, one named step per thing it does.
+
+The names below are the engine's interface to the rest of lipgan (``engine.train``,
+``engine.resolve`` ...).
+"""
+
+from lipgan import distributed
+from lipgan.batch_random import BatchRandom
+from lipgan.engine.loop import Interrupted, Progress, train
+from lipgan.engine.measure import (
+    EVAL_SEED_OFFSET,
+    _eval_noise,
+    fresh_interpolate_grad_norms,
+    measure,
+    summarize,
+)
+from lipgan.engine.parts import Parts, build_parts
+from lipgan.engine.resolve import (
+    _data_options,
+    build_constraint,
+    default_out,
+    has_penalty,
+    resolve,
+)
+from lipgan.engine.state import _rng_state, _set_rng_state, restore, snapshot
+from lipgan.engine.updates import (
+    critic_loss,
+    critic_update,
+    generator_update,
+    one_step_update,
+    train_iteration,
+)
+
+__all__ = [
+    "EVAL_SEED_OFFSET",
+    "BatchRandom",
+    "Interrupted",
+    "Parts",
+    "Progress",
+    "_data_options",
+    "_eval_noise",
+    "_rng_state",
+    "_set_rng_state",
+    "build_constraint",
+    "build_parts",
+    "critic_loss",
+    "critic_update",
+    "default_out",
+    "distributed",
+    "generator_update",
+    "has_penalty",
+    "fresh_interpolate_grad_norms",
+    "measure",
+    "one_step_update",
+    "resolve",
+    "restore",
+    "snapshot",
+    "summarize",
+    "train",
+    "train_iteration",
+]

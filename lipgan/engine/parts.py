@@ -1,0 +1,149 @@
+"""What one run holds (``Parts``) and how it is built from a resolved config."""
+
+from __future__ import annotations
+
+import contextlib
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from lipgan import data as datasets
+from lipgan import distributed, models
+from lipgan.batch_random import BatchRandom
+from lipgan.config import TrainConfig
+from lipgan.constraints.base import Constraint
+from lipgan.engine.resolve import build_constraint
+from lipgan.errors import ConfigError
+
+
+@dataclass
+class Parts:
+    """Everything the step functions touch; built once in ``train``."""
+
+    config: TrainConfig
+    data: datasets.DataSource
+    constraint: Constraint
+    generator: nn.Module
+    critic: nn.Module
+    generator_fwd: Callable[[Tensor], Tensor]
+    """The generator as called for training (DDP-wrapped and/or compiled)."""
+    critic_fwd: Callable[[Tensor], Tensor]
+    """The critic as called for scores with a first-order backward."""
+    critic_const_fwd: Callable[[Tensor], Tensor]
+    """The critic as called while its weights are frozen (no DDP: nothing to reduce)."""
+    penalty_critic: nn.Module
+    """The critic the penalty calls (eager where double backward is needed)."""
+    opt_generator: torch.optim.Optimizer
+    opt_critic: torch.optim.Optimizer
+    rand: BatchRandom
+    processes: distributed.Processes
+    local_batch: int
+    autocast: Callable[[], contextlib.AbstractContextManager[Any]]
+    scaler_critic: torch.amp.GradScaler | None
+    scaler_generator: torch.amp.GradScaler | None
+    critic_steps: int = 0
+    window: Tensor = field(default_factory=lambda: torch.zeros(4))
+    """Sums since the last log: critic loss, penalty, generator loss, critic steps."""
+
+
+def _optimizers(config: TrainConfig, generator: nn.Module, critic: nn.Module):
+    assert config.lr is not None and config.generator_lr is not None  # resolved
+    on_cuda = next(critic.parameters()).is_cuda
+    fast = {"fused": True} if on_cuda else {"foreach": True}
+    if config.optimizer == "rmsprop":
+        return (
+            torch.optim.RMSprop(generator.parameters(), lr=config.generator_lr, **fast),
+            torch.optim.RMSprop(critic.parameters(), lr=config.lr, **fast),
+        )
+    return (
+        torch.optim.Adam(
+            generator.parameters(), lr=config.generator_lr, betas=config.betas, **fast
+        ),
+        torch.optim.Adam(critic.parameters(), lr=config.lr, betas=config.betas, **fast),
+    )
+
+
+def build_parts(
+    config: TrainConfig, data: datasets.DataSource, processes: distributed.Processes
+) -> tuple[Parts, list[str]]:
+    """Models, optimisers, strategy and RNG for a resolved config; notes for the user."""
+    notes: list[str] = []
+    device = processes.device
+    torch.manual_seed(config.seed)
+    np.random.seed(config.seed % 2**32)
+    random.seed(config.seed)
+    generator, critic = models.build(config, data.meta())
+    generator, critic = generator.to(device), critic.to(device)
+    constraint = build_constraint(config, data.family)
+    constraint.attach(critic)
+    opt_generator, opt_critic = _optimizers(config, generator, critic)
+
+    if config.batch_size % processes.world:
+        raise ConfigError(
+            f"--batch-size {config.batch_size} does not split over {processes.world} "
+            "processes; use a multiple of the process count"
+        )
+    generator_fwd: Callable[[Tensor], Tensor] = generator
+    critic_fwd: Callable[[Tensor], Tensor] = critic
+    if processes.world > 1:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        ids = [device.index] if device.type == "cuda" else None
+        # The generator's and critic's gradients are averaged by one all-reduce per
+        # backward; the penalty takes its input gradient with autograd.grad, so the
+        # all-reduce fires once, in the ordinary backward of the total loss.
+        generator_fwd = DDP(generator, device_ids=ids, broadcast_buffers=False)
+        critic_fwd = DDP(critic, device_ids=ids, broadcast_buffers=False)
+    penalty_critic: nn.Module = critic
+    critic_const_fwd: Callable[[Tensor], Tensor] = critic
+    if config.compile:
+        generator_fwd = torch.compile(generator_fwd)
+        critic_fwd = torch.compile(critic_fwd)
+        critic_const_fwd = torch.compile(critic) if processes.world > 1 else critic_fwd
+        if constraint.needs_double_backward:
+            notes.append(
+                "compiled the generator and the critic's score passes; the penalty's pass "
+                "runs eager because torch.compile does not support double backward"
+            )
+        else:
+            penalty_critic = critic_fwd  # type: ignore[assignment]
+            notes.append("compiled the generator and every critic pass")
+
+    autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(config.precision)
+
+    def autocast() -> contextlib.AbstractContextManager[Any]:
+        if autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device.type, dtype=autocast_dtype)
+
+    scalers = (None, None)
+    if config.precision == "fp16":
+        scalers = (torch.amp.GradScaler(device.type), torch.amp.GradScaler(device.type))
+
+    rng = torch.Generator(device).manual_seed(config.seed)
+    parts = Parts(
+        config=config,
+        data=data,
+        constraint=constraint,
+        generator=generator,
+        critic=critic,
+        generator_fwd=generator_fwd,
+        critic_fwd=critic_fwd,
+        critic_const_fwd=critic_const_fwd,
+        penalty_critic=penalty_critic,
+        opt_generator=opt_generator,
+        opt_critic=opt_critic,
+        rand=BatchRandom(rng, processes.rank, processes.world, str(device)),
+        processes=processes,
+        local_batch=config.batch_size // processes.world,
+        autocast=autocast,
+        scaler_critic=scalers[0],
+        scaler_generator=scalers[1],
+        window=torch.zeros(4, device=device),
+    )
+    return parts, notes
