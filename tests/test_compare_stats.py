@@ -121,3 +121,18 @@ def test_pairwise_orients_every_outcome_from_the_baseline():
         ("modes", "clip"): "no difference",
         ("modes", "fd"): "no difference",
     }
+
+
+def test_seed_band_is_mean_min_and_max_at_the_steps_every_seed_logged():
+    from lipgan.compare.figures import seed_band
+
+    curves = [
+        ([2, 4, 6], [1.0, 2.0, 3.0], [0.5, 0.4, 0.3]),
+        ([2, 4], [1.5, 2.5], [0.7, 0.2]),  # a run that stopped early
+    ]
+    (steps, mean, low, high), (seconds, *_) = seed_band(curves)
+    np.testing.assert_array_equal(steps, [2, 4])
+    np.testing.assert_allclose(mean, [0.6, 0.3], rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(low, [0.5, 0.2])
+    np.testing.assert_array_equal(high, [0.7, 0.4])
+    np.testing.assert_allclose(seconds, [1.25, 2.25], rtol=0, atol=1e-12)

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from lipgan import engine
 from lipgan.compare.critic_only import train_critics
-from lipgan.compare.examine import examine_run, shared_threshold
+from lipgan.compare.examine import RunResult, examine_run, shared_threshold
 from lipgan.compare.execute import Event, Executor, LocalProcessExecutor, Outcome, ShouldStop
 from lipgan.compare.figures import draw_figures
 from lipgan.compare.findings import check_all
@@ -102,6 +102,8 @@ def run_compare(
     display.show("compare", rows, data["title"], compare.out / "report.html")
     for item in data["verdicts"]:
         display.note(item["sentence"])
+    for finding in data["findings"]:
+        display.note(f"{finding['status']}: {finding['claim']}. {finding['detail']}")
     return data
 
 
@@ -112,24 +114,14 @@ def _seed_list(seeds: list[int]) -> str:
 def report_compare(compare: CompareSetup, outcomes: dict[str, dict[str, Any]]) -> dict:
     """Examine every run folder and write the report; returns results.json's data."""
     base = compare.base
-    names = [(e, seed, run_name(e, seed)) for e in compare.entries for seed in compare.seeds]
-    threshold = shared_threshold([compare.runs_dir / n for _, _, n in names], compare.threshold)
-    results = [
-        examine_run(compare.runs_dir / name, entry, _outcome(outcomes.get(name)), threshold)
-        for entry, _, name in names
-    ]
-    groups = {e.name: [r for r in results if r.entry == e] for e in compare.entries}
-    summaries = [summarize(e, [r.row for r in groups[e.name]]) for e in compare.entries]
-    quality_metric = next((s["quality_metric"] for s in summaries if s["quality_metric"]), None)
-    baseline = compare.baseline_name()
-    per_seed = {n: {k: [r.row.get(k) for r in rs] for k in SPREAD_KEYS} for n, rs in groups.items()}
-    has_modes = any("modes" in s for s in summaries)
-    verdicts = pairwise(
-        baseline, [e.name for e in compare.entries if e.name != baseline], per_seed,
-        verdict_metrics(quality_metric, has_modes),
-    )  # fmt: skip
-    records = {name: [r.record() for r in runs] for name, runs in groups.items()}
-    findings = check_all(records, quality_metric)
+    jobs = [(entry, run_name(entry, seed)) for entry in compare.entries for seed in compare.seeds]
+    threshold = shared_threshold([compare.runs_dir / name for _, name in jobs], compare.threshold)
+    results = {
+        name: examine_run(compare.runs_dir / name, entry, _outcome(outcomes.get(name)), threshold)
+        for entry, name in jobs
+    }
+    groups = {e.name: [r for r in results.values() if r.entry == e] for e in compare.entries}
+    summaries, verdicts, findings = _analyse(compare, groups)
     title = (
         f"compare: {base.data}, {len(compare.seeds)} seed(s) ({_seed_list(compare.seeds)}), "
         f"{base.iters} iterations"
@@ -143,25 +135,44 @@ def report_compare(compare: CompareSetup, outcomes: dict[str, dict[str, Any]]) -
         "seeds": compare.seeds,
         "iters": base.iters,
         "config": base.to_dict(),
-        "quality_metric": quality_metric,
+        "quality_metric": next((s["quality_metric"] for s in summaries), None),
         "threshold": threshold,
-        "baseline": baseline,
+        "baseline": compare.baseline_name(),
         "strategies": {s["name"]: s for s in summaries},
-        "runs": {run_name(r.entry, r.row["seed"]): {**r.record(), "run": f"runs/"
-                 f"{run_name(r.entry, r.row['seed'])}"} for r in results},
+        "runs": {name: {**r.record(), "run": f"runs/{name}"} for name, r in results.items()},
         "verdicts": verdicts,
         "findings": findings,
-    }  # fmt: skip
+    }
+    rows = [r.row for r in results.values()]
     page = Page(
         title,
         compare.command,
-        [Table(None, "compare", summaries), Table("Every run", "runs", [r.row for r in results])],
-        [verdict_section(verdicts, baseline, len(compare.seeds)), findings_section(findings)],
+        [Table(None, "compare", summaries), Table("Every run", "runs", rows)],
+        [
+            verdict_section(verdicts, data["baseline"], len(compare.seeds)),
+            findings_section(findings),
+        ],
         figures,
-        text_samples(results),
+        text_samples(list(results.values())),
     )
     write_report(compare.out, page, data)
     return data
+
+
+def _analyse(compare: CompareSetup, groups: dict[str, list[RunResult]]):
+    """(summaries, verdicts, findings) of the strategies' runs."""
+    summaries = [summarize(e, [r.row for r in groups[e.name]]) for e in compare.entries]
+    quality_metric = next((s["quality_metric"] for s in summaries if s["quality_metric"]), None)
+    for summary in summaries:
+        summary["quality_metric"] = quality_metric
+    baseline = compare.baseline_name()
+    per_seed = {n: {k: [r.row.get(k) for r in rs] for k in SPREAD_KEYS} for n, rs in groups.items()}
+    has_modes = any("modes" in s for s in summaries)
+    others = [e.name for e in compare.entries if e.name != baseline]
+    metrics = verdict_metrics(quality_metric, has_modes)
+    verdicts = pairwise(baseline, others, per_seed, metrics)
+    records = {name: [r.record() for r in runs] for name, runs in groups.items()}
+    return summaries, verdicts, check_all(records, quality_metric)
 
 
 def _outcome(saved: dict[str, Any] | None) -> Outcome | None:

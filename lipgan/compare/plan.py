@@ -147,7 +147,7 @@ class CompareSetup:
     threads: int | None = None
     """torch CPU threads per run (None: the cores / --jobs)."""
     jobs: list[Job] = field(default_factory=list)
-    """Every run, entry-major; empty in critic-only mode."""
+    """The runs to train, seed-major; empty in critic-only mode."""
     finished: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Resume: outcomes of runs that already ended (reused, not trained again)."""
 
@@ -197,11 +197,11 @@ def setup(
         for entry in entries:  # resolve now so a bad combination fails before any work
             engine.resolve(entry_config(base, entry, base.seed, compare.out), data.family)
         return compare
-    atomic_write_text(compare.out / PLAN_FILE, json.dumps(_plan_data(compare), indent=2) + "\n")
-    for entry in entries:
-        for seed in compare.seeds:
+    for seed in compare.seeds:  # seed-major: a stopped compare has every strategy's first seeds
+        for entry in entries:
             prepared = runs.prepare(entry_config(base, entry, seed, compare.out))
             compare.jobs.append(_job(compare, entry, seed, prepared.config, resume=False))
+    atomic_write_text(compare.out / PLAN_FILE, json.dumps(_plan_data(compare), indent=2) + "\n")
     return compare
 
 
@@ -276,10 +276,10 @@ def _claim(out: Path, overwrite: bool) -> None:
                 f"output folder {out} already exists and is not empty; pass --overwrite to "
                 "replace it, --resume to continue it, or choose another --out"
             )
-        if not ((out / "results.json").exists() or (out / "runs").is_dir()):
+        if not any((out / marker).exists() for marker in ("results.json", "runs", PLAN_FILE)):
             raise ConfigError(
-                f"--overwrite refused: {out} is not a lipgan compare folder (no results.json "
-                "or runs/); choose another --out"
+                f"--overwrite refused: {out} is not a lipgan compare folder (no results.json, "
+                f"runs/ or {PLAN_FILE}); choose another --out"
             )
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -325,8 +325,8 @@ def resume_setup(
     compare = CompareSetup(base, entries, out, **saved)
     _check(compare)
     compare.finished = _read_outcomes(out)
-    for entry in entries:
-        for seed in compare.seeds:
+    for seed in compare.seeds:
+        for entry in entries:
             name = run_name(entry, seed)
             if compare.finished.get(name, {}).get("status") in FINAL:
                 continue
