@@ -1,7 +1,9 @@
 """Lipschitz strategies: the registry and the built-in families.
 
 ``register`` adds a strategy, ``get(name)`` looks one up, ``names()`` lists them,
-``build(spec, params)`` instantiates ``'gp'`` or a chain such as ``'sn+gp'``.
+``build(spec, weight=...)`` instantiates ``'gp'`` or a chain such as ``'sn+gp'``. The
+functional forms (``lipgan.gradient_penalty``, ``lipgan.clip_weights``, ...) live next to
+their strategy, one module per family; docs/api.md shows both in a loop of your own.
 """
 
 from lipgan.constraints import (  # noqa: F401  (imported to register)
@@ -19,9 +21,11 @@ from lipgan.constraints.base import (
     Chain,
     Constraint,
     CriticBatch,
+    has_penalty,
     input_gradient,
     interpolate,
     per_sample_norm,
+    random_source,
 )
 from lipgan.constraints.registry import (
     ADAM,
@@ -50,12 +54,14 @@ __all__ = [
     "StrategyInfo",
     "build",
     "get",
+    "has_penalty",
     "input_gradient",
     "interpolate",
     "names",
     "optimizer_for",
     "parse",
     "per_sample_norm",
+    "random_source",
     "register",
     "resolve_params",
 ]

@@ -55,6 +55,36 @@ class Constraint:
     def after_critic_step(self, critic: nn.Module) -> None:
         """Called after every critic optimiser step."""
 
+    def penalty_on(
+        self,
+        critic: nn.Module,
+        real: Tensor,
+        fake: Tensor,
+        *,
+        critic_real: Tensor | None = None,
+        critic_fake: Tensor | None = None,
+        generator: torch.Generator | BatchRandom | None = None,
+        scaler: torch.amp.GradScaler | None = None,
+    ) -> Tensor:
+        """``penalty`` from plain tensors, for a training loop of your own (docs/api.md).
+
+        The scores D(real), D(fake) are computed when not given (pass the ones your loss
+        already has to save two forward passes); ``generator`` as in ``random_source``.
+        A strategy without a penalty gives a zero scalar, so ``loss + penalty`` always works.
+        """
+        if not has_penalty(self):
+            return real.new_zeros(())
+        batch = CriticBatch(
+            real,
+            fake,
+            critic(real) if critic_real is None else critic_real,
+            critic(fake) if critic_fake is None else critic_fake,
+            random_source(generator, real.device),
+            scaler,
+        )
+        value = self.penalty(critic, batch)
+        return real.new_zeros(()) if value is None else value
+
 
 class Chain(Constraint):
     """Several strategies applied together: penalties add, hooks run in order."""
@@ -86,6 +116,32 @@ def non_negative(name: str, value: float) -> float:
     if not value >= 0:
         raise ValueError(f"{name} must be >= 0, got {value:g}")
     return value
+
+
+def has_penalty(constraint: Constraint) -> bool:
+    """Whether ``constraint`` (or a part of a chain) overrides ``penalty``."""
+    parts = constraint.parts if isinstance(constraint, Chain) else [constraint]
+    return any(type(p).penalty is not Constraint.penalty for p in parts)
+
+
+def random_source(
+    generator: torch.Generator | BatchRandom | None, device: torch.device | str
+) -> BatchRandom:
+    """The per-sample randomness of a penalty computed outside the engine.
+
+    A ``BatchRandom`` is used as it is (the engine's, sharded across processes); a
+    ``torch.Generator`` draws on its own device; ``None`` draws from torch's global RNG
+    for ``device`` (the one ``torch.manual_seed`` seeds). Results land on ``device``.
+    """
+    if isinstance(generator, BatchRandom):
+        return generator
+    device = torch.device(device)
+    if generator is None:
+        generator = torch.default_generator
+        if device.type == "cuda":
+            index = device.index if device.index is not None else torch.cuda.current_device()
+            generator = torch.cuda.default_generators[index]
+    return BatchRandom(generator, device=str(device))
 
 
 def interpolate(real: Tensor, fake: Tensor, rand: BatchRandom) -> Tensor:

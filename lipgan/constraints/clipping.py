@@ -31,3 +31,12 @@ class WeightClipping(Constraint):
         if params:
             torch._foreach_clamp_min_(params, -self.c)
             torch._foreach_clamp_max_(params, self.c)
+
+
+def clip_weights(critic: nn.Module, c: float) -> nn.Module:
+    """Clamp every floating-point parameter of ``critic`` into [-c, c], in place.
+
+    Call it after every critic optimiser step; the ``clip`` strategy runs this same code.
+    """
+    WeightClipping(c).after_critic_step(critic)
+    return critic

@@ -24,6 +24,7 @@ from lipgan.constraints.base import (
     input_gradient,
     non_negative,
     per_sample_norm,
+    random_source,
 )
 from lipgan.constraints.gradient_penalty import TOY_WEIGHT
 from lipgan.constraints.registry import ADAM, register
@@ -67,6 +68,31 @@ class DraganPenalty(Constraint):
         self.noise_scale = non_negative("noise_scale", noise_scale)
 
     def penalty(self, critic: nn.Module, batch: CriticBatch) -> Tensor:
-        x_p = perturb(batch.real, batch.rand, self.noise_scale)
-        _, grad = input_gradient(critic, x_p, create_graph=True, scaler=batch.scaler)
-        return self.weight * (per_sample_norm(grad) - 1).pow(2).mean()
+        return dragan_penalty(
+            critic,
+            batch.real,
+            weight=self.weight,
+            noise_scale=self.noise_scale,
+            generator=batch.rand,
+            scaler=batch.scaler,
+        )
+
+
+def dragan_penalty(
+    critic: nn.Module,
+    real: Tensor,
+    *,
+    weight: float = 10.0,
+    noise_scale: float = 0.5,
+    generator: torch.Generator | BatchRandom | None = None,
+    scaler: torch.amp.GradScaler | None = None,
+) -> Tensor:
+    """lambda * E[(||grad D(x_p)|| - 1)^2] at x_p perturbed around ``real`` (see above).
+
+    The ``dragan`` strategy calls this function; ``generator`` as in ``gradient_penalty``.
+    """
+    non_negative("weight", weight)
+    rand = random_source(generator, real.device)
+    x_p = perturb(real, rand, non_negative("noise_scale", noise_scale))
+    _, grad = input_gradient(critic, x_p, create_graph=True, scaler=scaler)
+    return weight * (per_sample_norm(grad) - 1).pow(2).mean()

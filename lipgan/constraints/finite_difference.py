@@ -16,7 +16,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from lipgan.constraints.base import Constraint, CriticBatch, non_negative, per_sample_norm
+from lipgan.constraints.base import (
+    BatchRandom,
+    Constraint,
+    CriticBatch,
+    non_negative,
+    per_sample_norm,
+)
 from lipgan.constraints.gradient_penalty import TOY_WEIGHT
 from lipgan.constraints.registry import ADAM, register
 
@@ -45,3 +51,24 @@ class FiniteDifferencePenalty(Constraint):
         distance = gap * per_sample_norm(real - fake)
         slope = (critic(x1) - d2).abs() / distance.clamp_min(1e-12)
         return self.weight * (slope - 1).pow(2).mean()
+
+
+def finite_difference_penalty(
+    critic: nn.Module,
+    real: Tensor,
+    fake: Tensor,
+    *,
+    weight: float = 10.0,
+    critic_real: Tensor | None = None,
+    critic_fake: Tensor | None = None,
+    generator: torch.Generator | BatchRandom | None = None,
+) -> Tensor:
+    """The ``fd`` strategy's penalty from plain tensors (the strategy's own code).
+
+    It reads D at the line's ends: pass the scores your loss computed as ``critic_real``
+    and ``critic_fake`` (with gradient), or they are computed here. ``generator`` as in
+    ``gradient_penalty``.
+    """
+    return FiniteDifferencePenalty(weight).penalty_on(
+        critic, real, fake, critic_real=critic_real, critic_fake=critic_fake, generator=generator
+    )

@@ -11,12 +11,14 @@ import torch
 from torch import Tensor, nn
 
 from lipgan.constraints.base import (
+    BatchRandom,
     Constraint,
     CriticBatch,
     input_gradient,
     interpolate,
     non_negative,
     per_sample_norm,
+    random_source,
 )
 from lipgan.constraints.registry import ADAM, register
 
@@ -25,11 +27,41 @@ from lipgan.constraints.registry import ADAM, register
 TOY_WEIGHT = {"points": {"weight": 0.1}}
 
 
-def interpolate_gradient_norm(critic: nn.Module, batch: CriticBatch) -> Tensor:
+def interpolate_gradient_norm(
+    critic: nn.Module,
+    real: Tensor,
+    fake: Tensor,
+    *,
+    generator: torch.Generator | BatchRandom | None = None,
+    scaler: torch.amp.GradScaler | None = None,
+) -> Tensor:
     """||grad_x D(x_hat)|| per sample on fresh interpolates, differentiable."""
-    x_hat = interpolate(batch.real, batch.fake, batch.rand)
-    _, grad = input_gradient(critic, x_hat, create_graph=True, scaler=batch.scaler)
+    x_hat = interpolate(real, fake, random_source(generator, real.device))
+    _, grad = input_gradient(critic, x_hat, create_graph=True, scaler=scaler)
     return per_sample_norm(grad)
+
+
+def gradient_penalty(
+    critic: nn.Module,
+    real: Tensor,
+    fake: Tensor,
+    *,
+    weight: float = 10.0,
+    one_sided: bool = False,
+    generator: torch.Generator | BatchRandom | None = None,
+    scaler: torch.amp.GradScaler | None = None,
+) -> Tensor:
+    """lambda * E[(||grad D(x_hat)|| - 1)^2] on real-fake interpolates (WGAN-GP).
+
+    ``one_sided`` penalises only norms above 1. ``generator`` draws the interpolation
+    weights (``None``: torch's global RNG); ``scaler`` is an active fp16 GradScaler.
+    The ``gp`` and ``gp-one-sided`` strategies call this function.
+    """
+    non_negative("weight", weight)
+    excess = interpolate_gradient_norm(critic, real, fake, generator=generator, scaler=scaler) - 1
+    if one_sided:
+        excess = torch.relu(excess)
+    return weight * excess.pow(2).mean()
 
 
 @register(
@@ -46,8 +78,14 @@ class GradientPenalty(Constraint):
         self.weight = non_negative("weight", weight)
 
     def penalty(self, critic: nn.Module, batch: CriticBatch) -> Tensor:
-        norm = interpolate_gradient_norm(critic, batch)
-        return self.weight * (norm - 1).pow(2).mean()
+        return gradient_penalty(
+            critic,
+            batch.real,
+            batch.fake,
+            weight=self.weight,
+            generator=batch.rand,
+            scaler=batch.scaler,
+        )
 
 
 @register(
@@ -64,5 +102,12 @@ class OneSidedGradientPenalty(Constraint):
         self.weight = non_negative("weight", weight)
 
     def penalty(self, critic: nn.Module, batch: CriticBatch) -> Tensor:
-        norm = interpolate_gradient_norm(critic, batch)
-        return self.weight * torch.relu(norm - 1).pow(2).mean()
+        return gradient_penalty(
+            critic,
+            batch.real,
+            batch.fake,
+            weight=self.weight,
+            one_sided=True,
+            generator=batch.rand,
+            scaler=batch.scaler,
+        )

@@ -213,13 +213,43 @@ def resolve_params(
     return resolved
 
 
-def build(spec: str, params: Mapping[str, Mapping[str, float]]) -> Constraint:
-    """Instantiate ``spec`` with resolved ``params`` (see ``resolve_params``)."""
+def build(
+    spec: str,
+    params: Mapping[str, Mapping[str, float]] | None = None,
+    *,
+    weight: float | None = None,
+    c: float | None = None,
+    family: str | None = None,
+) -> Constraint:
+    """Instantiate ``'gp'`` or a chain such as ``'sn+gp'``, for the engine or any loop.
+
+    Each part starts from its registered defaults (for data ``family`` when given, e.g.
+    lambda 0.1 on 'points'); ``weight`` then sets every part that has a ``weight`` and
+    ``c`` every part that has a ``c`` (like ``--lambda``/``--clip``); ``params``, per part
+    (``{"gp": {"weight": 1.0}}``), comes last. The engine passes resolved ``params``.
+    """
     infos = parse(spec)
+    resolved = {i.name: i.defaults_for(family) if family else dict(i.params) for i in infos}
+    for name, value in (("weight", weight), ("c", c)):
+        if value is None:
+            continue
+        if not any(name in p for p in resolved.values()):
+            raise ConfigError(f"{name}= has no effect: {spec!r} has no {name!r}; drop it")
+        for part in resolved.values():
+            if name in part:
+                part[name] = value
+    for part, overrides in (params or {}).items():
+        if part not in resolved:
+            raise ConfigError(f"{part!r} is not a part of {spec!r}; parts: {', '.join(resolved)}")
+        unknown = [k for k in overrides if k not in resolved[part]]
+        if unknown:
+            valid = ", ".join(f"{part}.{p}" for p in resolved[part]) or "none"
+            raise ConfigError(f"'{part}.{unknown[0]}' does not exist; valid: {valid}")
+        resolved[part].update(overrides)
     parts = []
     for info in infos:
         try:
-            parts.append(info.factory(**_typed(info, params.get(info.name, {}))))
+            parts.append(info.factory(**_typed(info, resolved[info.name])))
         except ValueError as exc:
             raise ConfigError(f"constraint {info.name!r}: {exc}") from None
     return parts[0] if len(parts) == 1 else Chain(parts)

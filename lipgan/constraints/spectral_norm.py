@@ -9,8 +9,7 @@ costs no extra forward pass (unlike a penalty).
 from __future__ import annotations
 
 from torch import nn
-from torch.nn.utils import parametrize
-from torch.nn.utils.parametrizations import spectral_norm
+from torch.nn.utils import parametrizations, parametrize
 
 from lipgan.constraints.base import Constraint
 from lipgan.constraints.registry import ADAM, register
@@ -47,4 +46,14 @@ class SpectralNormalization(Constraint):
                     f"sn: a {type(layer).__name__} weight is already parametrised; "
                     "attach the strategy to a fresh critic"
                 )
-            spectral_norm(layer, n_power_iterations=self.power_iterations)
+            parametrizations.spectral_norm(layer, n_power_iterations=self.power_iterations)
+
+
+def spectral_norm(critic: nn.Module, power_iterations: int = 1) -> nn.Module:
+    """Spectrally normalise every Linear/Conv weight of ``critic`` in place; returns it.
+
+    Call it before building the critic's optimiser (the parameters change); the ``sn``
+    strategy's ``attach`` runs this same code.
+    """
+    SpectralNormalization(power_iterations).attach(critic)
+    return critic

@@ -8,15 +8,38 @@ update is identical (docs/constraints/wgan-div.md). Defaults k = 2, p = 6 (the p
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
-from lipgan.constraints.base import (
-    Constraint,
-    CriticBatch,
-    non_negative,
-)
+from lipgan.constraints.base import BatchRandom, Constraint, CriticBatch, non_negative
 from lipgan.constraints.gradient_penalty import interpolate_gradient_norm
 from lipgan.constraints.registry import ADAM, register
+
+
+def check_power(weight: float, power: float) -> None:
+    """The paper's conditions: k >= 0 and p > 1."""
+    non_negative("weight (k)", weight)
+    if not power > 1:
+        raise ValueError(f"power (p) must be > 1, got {power:g}")
+
+
+def wgan_div_penalty(
+    critic: nn.Module,
+    real: Tensor,
+    fake: Tensor,
+    *,
+    weight: float = 2.0,
+    power: float = 6.0,
+    generator: torch.Generator | BatchRandom | None = None,
+    scaler: torch.amp.GradScaler | None = None,
+) -> Tensor:
+    """k * E[||grad D(x_hat)||^p] on real-fake interpolates (``weight`` is k, ``power`` p).
+
+    The ``wgan-div`` strategy calls this function; ``generator`` as in ``gradient_penalty``.
+    """
+    check_power(weight, power)
+    norm = interpolate_gradient_norm(critic, real, fake, generator=generator, scaler=scaler)
+    return weight * norm.pow(power).mean()
 
 
 @register(
@@ -29,11 +52,17 @@ class WassersteinDivergencePenalty(Constraint):
     needs_double_backward = True
 
     def __init__(self, weight: float = 2.0, power: float = 6.0) -> None:
-        non_negative("weight (k)", weight)
-        if not power > 1:
-            raise ValueError(f"power (p) must be > 1, got {power:g}")
+        check_power(weight, power)
         self.weight = weight
         self.power = power
 
     def penalty(self, critic: nn.Module, batch: CriticBatch) -> Tensor:
-        return self.weight * interpolate_gradient_norm(critic, batch).pow(self.power).mean()
+        return wgan_div_penalty(
+            critic,
+            batch.real,
+            batch.fake,
+            weight=self.weight,
+            power=self.power,
+            generator=batch.rand,
+            scaler=batch.scaler,
+        )

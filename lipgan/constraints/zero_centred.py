@@ -13,14 +13,17 @@ large weight gives a flat critic on data whose real-fake distances are small
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from lipgan.constraints.base import (
+    BatchRandom,
     Constraint,
     CriticBatch,
     input_gradient,
     interpolate,
     non_negative,
+    random_source,
 )
 from lipgan.constraints.registry import ADAM, register
 
@@ -28,26 +31,57 @@ from lipgan.constraints.registry import ADAM, register
 # and its gradient at a zero input gradient is 0.
 
 
-def squared_gradient_norm(critic: nn.Module, x: Tensor, batch: CriticBatch) -> Tensor:
+def squared_gradient_norm(
+    critic: nn.Module, x: Tensor, scaler: torch.amp.GradScaler | None = None
+) -> Tensor:
     """||grad_x D(x)||^2 per sample, over all non-batch dimensions, differentiable."""
-    _, grad = input_gradient(critic, x, create_graph=True, scaler=batch.scaler)
+    _, grad = input_gradient(critic, x, create_graph=True, scaler=scaler)
     return grad.flatten(1).float().pow(2).sum(dim=1)
+
+
+def r1_penalty(
+    critic: nn.Module,
+    real: Tensor,
+    *,
+    weight: float = 10.0,
+    scaler: torch.amp.GradScaler | None = None,
+) -> Tensor:
+    """R1: (gamma / 2) * E[||grad D(x_real)||^2] with gamma = ``weight``; no randomness."""
+    return (0.5 * non_negative("weight", weight)) * squared_gradient_norm(
+        critic, real, scaler
+    ).mean()
+
+
+def r2_penalty(
+    critic: nn.Module,
+    fake: Tensor,
+    *,
+    weight: float = 10.0,
+    scaler: torch.amp.GradScaler | None = None,
+) -> Tensor:
+    """R2: (gamma / 2) * E[||grad D(x_fake)||^2], R1 on generated samples."""
+    return r1_penalty(critic, fake, weight=weight, scaler=scaler)
+
+
+def zero_centred_gradient_penalty(
+    critic: nn.Module,
+    real: Tensor,
+    fake: Tensor,
+    *,
+    weight: float = 10.0,
+    generator: torch.Generator | BatchRandom | None = None,
+    scaler: torch.amp.GradScaler | None = None,
+) -> Tensor:
+    """lambda * E[||grad D(x_hat)||^2] on real-fake interpolates (note: no 1/2)."""
+    x_hat = interpolate(real, fake, random_source(generator, real.device))
+    return non_negative("weight", weight) * squared_gradient_norm(critic, x_hat, scaler).mean()
 
 
 class _ZeroCentredPenalty(Constraint):
     needs_double_backward = True
-    scale = 1.0
-    """Constant in front of the weight (1/2 for R1/R2, the papers' gamma/2)."""
 
     def __init__(self, weight: float = 10.0) -> None:
         self.weight = non_negative("weight", weight)
-
-    def points(self, batch: CriticBatch) -> Tensor:
-        raise NotImplementedError
-
-    def penalty(self, critic: nn.Module, batch: CriticBatch) -> Tensor:
-        squared = squared_gradient_norm(critic, self.points(batch), batch)
-        return (self.scale * self.weight) * squared.mean()
 
 
 @register(
@@ -58,10 +92,8 @@ class _ZeroCentredPenalty(Constraint):
     family_params={"points": {"weight": 1.0}},
 )
 class R1Penalty(_ZeroCentredPenalty):
-    scale = 0.5
-
-    def points(self, batch: CriticBatch) -> Tensor:
-        return batch.real
+    def penalty(self, critic: nn.Module, batch: CriticBatch) -> Tensor:
+        return r1_penalty(critic, batch.real, weight=self.weight, scaler=batch.scaler)
 
 
 @register(
@@ -72,10 +104,8 @@ class R1Penalty(_ZeroCentredPenalty):
     family_params={"points": {"weight": 1.0}},
 )
 class R2Penalty(_ZeroCentredPenalty):
-    scale = 0.5
-
-    def points(self, batch: CriticBatch) -> Tensor:
-        return batch.fake
+    def penalty(self, critic: nn.Module, batch: CriticBatch) -> Tensor:
+        return r2_penalty(critic, batch.fake, weight=self.weight, scaler=batch.scaler)
 
 
 @register(
@@ -86,5 +116,12 @@ class R2Penalty(_ZeroCentredPenalty):
     family_params={"points": {"weight": 0.5}},
 )
 class ZeroCentredGradientPenalty(_ZeroCentredPenalty):
-    def points(self, batch: CriticBatch) -> Tensor:
-        return interpolate(batch.real, batch.fake, batch.rand)
+    def penalty(self, critic: nn.Module, batch: CriticBatch) -> Tensor:
+        return zero_centred_gradient_penalty(
+            critic,
+            batch.real,
+            batch.fake,
+            weight=self.weight,
+            generator=batch.rand,
+            scaler=batch.scaler,
+        )

@@ -9,7 +9,7 @@ from typing import Any
 from lipgan import constraints as registry
 from lipgan import distributed, models
 from lipgan.config import TrainConfig, replace
-from lipgan.constraints.base import Chain, Constraint
+from lipgan.constraints.base import Constraint, has_penalty
 from lipgan.errors import ConfigError
 
 
@@ -73,11 +73,6 @@ def build_constraint(config: TrainConfig, family: str) -> Constraint:
         config.constraint_options,
     )  # fmt: skip
     return registry.build(config.constraint, params)
-
-
-def has_penalty(constraint: Constraint) -> bool:
-    parts = constraint.parts if isinstance(constraint, Chain) else [constraint]
-    return any(type(p).penalty is not Constraint.penalty for p in parts)
 
 
 def default_out(config: TrainConfig) -> Path:
