@@ -2,6 +2,7 @@
 
 Usage:  python benchmarks/bench_steps.py [--rounds 3] [--iters 20] [--warmup 3]
                  [--models mlp,conv] [--variants eager,penalty-every-4,plain,compile]
+                 [--strategies none,gp,orthogonal]
 
 Toy MLP (3 x 512) on 8gaussians at batch 256, and the DCGAN-style conv net on 8x8
 digits at batch 64; n_critic 5. One iteration = 5 critic updates + 1 generator update.
@@ -79,12 +80,16 @@ def worker(model: str, constraint: str, variant: str, iters: int, warmup: int, t
     return time_iterations(step, iters, warmup)
 
 
-def configs(model_names: list[str], variants: set[str]) -> list[tuple[str, str, str]]:
+def configs(
+    model_names: list[str], variants: set[str], strategies: set[str] | None = None
+) -> list[tuple[str, str, str]]:
     from lipgan import constraints
 
+    eager = [n for n in constraints.names() if strategies is None or n in strategies]
+    eager = sorted(set(eager) | {"none", "gp"})
     out = []
     for model in model_names:
-        out += [(model, name, "eager") for name in constraints.names()
+        out += [(model, name, "eager") for name in eager
                 if "eager" in variants or name in ("none", "gp")]  # fmt: skip
         if "penalty-every-4" in variants:
             out.append((model, "gp", "penalty-every-4"))
@@ -109,6 +114,9 @@ def main() -> None:
         default="eager,penalty-every-4,plain,compile",
         help="which to run (none and gp eager always run, as the baselines)",
     )
+    parser.add_argument(
+        "--strategies", help="comma-separated strategies to run eager (default: every one)"
+    )
     parser.add_argument("--json", help="also write the raw results here")
     parser.add_argument("--worker", nargs=3, metavar=("MODEL", "CONSTRAINT", "VARIANT"))
     args = parser.parse_args()
@@ -120,7 +128,8 @@ def main() -> None:
     header = machine_line(args.threads)
     extra = ["--iters", str(args.iters), "--warmup", str(args.warmup),
              "--threads", str(args.threads)]  # fmt: skip
-    todo = configs(args.models.split(","), set(args.variants.split(",")))
+    chosen = set(args.strategies.split(",")) if args.strategies else None
+    todo = configs(args.models.split(","), set(args.variants.split(",")), chosen)
     results = interleaved_rounds(__file__, todo, args.rounds, extra)
     print(f"{header}; {args.rounds} rounds x {args.iters} timed iterations "
           f"(+{args.warmup} warm-up); total {time.perf_counter() - start:.0f} s\n")  # fmt: skip

@@ -193,6 +193,13 @@ def train(
     penalty_every: Annotated[
         int | None, typer.Option(help="Penalty every k critic steps, scaled by k [default: 1].")
     ] = None,
+    critic_warmup: Annotated[
+        bool | None,
+        typer.Option(
+            "--critic-warmup/--no-critic-warmup",
+            help="WGAN warm-up: 100 critic steps for the first 25 iterations and every 500th.",
+        ),
+    ] = None,
     architecture: Annotated[
         str | None, typer.Option(help="auto, mlp, dcgan, resnet or text [default: auto].")
     ] = None,

@@ -44,6 +44,8 @@ class TrainConfig:
     """One-step schedule only: weight of the generator part of the single loss."""
     penalty_every: int = 1
     """Apply the penalty every k critic steps, scaled by k (lazy regularisation)."""
+    critic_warmup: bool = False
+    """WGAN warm-up: 100 critic steps for the first 25 generator iterations and every 500th."""
 
     # optimisation (None: the strategy's recommended value)
     optimizer: str | None = None
@@ -284,6 +286,11 @@ def validate(config: TrainConfig) -> None:
             raise ConfigError(f"--betas must both lie in [0, 1), got {b1:g},{b2:g}")
     if config.channels is not None and config.channels not in (1, 3):
         raise ConfigError(f"--channels must be 1 or 3, got {config.channels}")
+    if config.schedule == "one-step" and config.critic_warmup:
+        raise ConfigError(
+            "--critic-warmup adds critic steps to the alternating schedule; drop it or use "
+            "--schedule alternating"
+        )
     if config.schedule == "one-step" and config.n_critic not in (None, 1):
         raise ConfigError(
             "--schedule one-step updates both networks together; set --n-critic 1 with it"

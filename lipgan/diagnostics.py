@@ -12,6 +12,8 @@ the critic-only mode (no generator at all):
   the gradient penalty pulls to 1 (also the engine's ``lipschitz/grad_norm_*`` metrics).
 - ``lipschitz_estimate``: max |D(x) - D(y)| / ||x - y|| over sampled pairs, a lower bound
   on the critic's true Lipschitz constant.
+- ``certified.lipschitz_bounds``: the certified upper bound (product of per-layer operator
+  norms) beside the largest input-gradient norm found (lower bound).
 
 ``lipgan.compare.figures`` draws them.
 """
@@ -28,6 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from lipgan.batch_random import BatchRandom
+from lipgan.certified import LipschitzBounds, lipschitz_bounds
 from lipgan.constraints.base import input_gradient, interpolate, per_sample_norm
 
 AT_BOUND_TOLERANCE = 1e-3
@@ -156,6 +159,8 @@ class CriticReport:
     clip_value: float | None = None
     at_bound: float | None = None
     """Fraction of weights within 1e-3 * c of +-c; None when the run does not clip."""
+    bounds: LipschitzBounds | None = None
+    """Certified (product of layer norms) and empirical (largest gradient) constants."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     def numbers(self) -> dict[str, Any]:
@@ -169,6 +174,10 @@ class CriticReport:
             "clip_value": self.clip_value,
             "weights_at_bound": None if self.at_bound is None else _num(self.at_bound),
             "weight_count": len(self.weights),
+            "lipschitz_certified": _num(self.bounds.certified)
+            if self.bounds and self.bounds.certified is not None
+            else None,
+            "lipschitz_max_grad_norm": _num(self.bounds.empirical) if self.bounds else None,
         }
 
 
@@ -195,7 +204,8 @@ def examine_critic(
         interp = interpolate_grad_norms(critic, real, fake, rand)
         rand = BatchRandom(torch.Generator().manual_seed(seed + 1), device=device)
         x_hat = interpolate(real, fake.to(real.dtype), rand)
-        lipschitz = lipschitz_estimate(critic, torch.cat([real, fake.to(real.dtype), x_hat]), seed)
+        points = torch.cat([real, fake.to(real.dtype), x_hat])
+        lipschitz = lipschitz_estimate(critic, points, seed)
     finally:
         critic.train(was_training)
     weights = critic_weights(critic)
@@ -207,4 +217,5 @@ def examine_critic(
         lipschitz=lipschitz,
         clip_value=clip_value,
         at_bound=None if clip_value is None else fraction_at_bound(weights, clip_value),
+        bounds=lipschitz_bounds(critic, points, seed),
     )

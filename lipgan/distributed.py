@@ -69,6 +69,15 @@ def mean_across(tensor: torch.Tensor, processes: Processes) -> torch.Tensor:
     return tensor
 
 
+def all_agree(flag: bool, processes: Processes) -> bool:
+    """True when ``flag`` holds on every process (a verdict all of them act on alike)."""
+    if processes.world <= 1:
+        return flag
+    value = torch.tensor([int(flag)], device=processes.device)
+    dist.all_reduce(value, op=dist.ReduceOp.MIN)
+    return bool(value.item())
+
+
 def agree_on_signal(signum: int | None, processes: Processes) -> int | None:
     """The largest signal any process received (None if none did), known to all."""
     flag = torch.tensor([signum or 0], device=processes.device)

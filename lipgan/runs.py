@@ -51,7 +51,7 @@ def build_config(config_file: Path | None, overrides: dict[str, Any]) -> TrainCo
 def prepare(config: TrainConfig, overwrite: bool = False) -> PreparedRun:
     """Load the data, resolve defaults and claim the output folder."""
     data = datasets.load(config.data, **engine._data_options(config))
-    resolved = _resolve(config, data.family)
+    resolved = _resolve(config, data)
     run_dir = Path(resolved.out) if resolved.out else engine.default_out(resolved)
     if int(os.environ.get("RANK", "0")) != 0:  # only the main process claims the folder
         return PreparedRun(replace(resolved, out=str(run_dir)), run_dir, data, resume=False)
@@ -75,11 +75,13 @@ def prepare(config: TrainConfig, overwrite: bool = False) -> PreparedRun:
     return PreparedRun(resolved, run_dir, data, resume=False)
 
 
-def _resolve(config: TrainConfig, family: str) -> TrainConfig:
+def _resolve(config: TrainConfig, data: datasets.DataSource) -> TrainConfig:
     """engine.resolve, plus the checks that would otherwise fail only once training
-    started: the strategy's own parameter checks and the device's availability."""
-    resolved = engine.resolve(config, family)
-    engine.build_constraint(resolved, family)
+    started: the strategy's own parameter checks, whether it can rebuild or wrap this
+    critic (tried on a throwaway one) and the device's availability."""
+    resolved = engine.resolve(config, data.family)
+    constraint = engine.build_constraint(resolved, data.family)
+    constraint.attach(models.build(resolved, data.meta())[1])
     distributed.pick_device(resolved.device)
     return resolved
 
@@ -168,7 +170,7 @@ def prepare_resume(run_dir: Path, overrides: dict[str, Any]) -> PreparedRun:
             "raise --iters to train further"
         )
     data = datasets.load(config.data, **engine._data_options(config))
-    resolved = _resolve(config, data.family)
+    resolved = _resolve(config, data)
     if changed:
         check_writable(run_dir)
         atomic_write_text(run.config, dump_toml(resolved))
@@ -185,9 +187,11 @@ def load_generator(run_dir: Path) -> tuple[torch.nn.Module, torch.nn.Module, dic
     validate(config)
     generator, critic = models.build(config, state["data"])
     load_state(generator, state["generator"], "generator", run.last)
-    # The critic may carry a reparametrisation (e.g. spectral norm) from its strategy.
+    # The critic may carry a reparametrisation (spectral norm) or be replaced (gn) by
+    # its strategy.
     try:
-        engine.build_constraint(config, state["data"]["family"]).attach(critic)
+        constraint = engine.build_constraint(config, state["data"]["family"])
+        critic = constraint.attach(critic) or critic
         load_state(critic, state["critic"], "critic", run.last)
     except LipganError:
         critic = None

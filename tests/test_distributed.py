@@ -28,10 +28,12 @@ app()
 """
 
 
-def run(command: list[str]) -> None:
+def run(command: list[str]) -> str:
+    """Run ``command``; its stdout and stderr together."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:] + done.stdout[-2000:]
+    return done.stdout + done.stderr
 
 
 def parameters(folder, name="last.pt"):
@@ -79,3 +81,15 @@ def test_nproc_option_launches_torchrun_and_matches_one_process(tmp_path):
         diff = torch.cat([(one[net][k] - two[net][k]).abs().flatten() for k in one[net]])
         assert diff.median().item() < 1e-6
         assert (diff < 1e-4).float().mean().item() > 0.9
+
+
+@pytest.mark.slow
+def test_batch_norm_over_two_processes_warns_that_it_is_not_one_process(tmp_path):
+    # gloo (CPU) has no SyncBatchNorm: each process normalises its own half batch.
+    args = [*ARGS, "--iters", "2", "--constraint", "none", "--critic-norm", "batch"]
+    one = run([sys.executable, "-m", "lipgan", *args, "--out", str(tmp_path / "one")])
+    two = run([sys.executable, "-m", "lipgan", *args, "--out", str(tmp_path / "two"),
+               "--nproc", "2"])  # fmt: skip
+    two = " ".join(two.split())  # the console wraps long lines
+    assert "batch norm" not in one
+    assert "warning: batch norm in the critic normalises per process, so 2 processes" in two

@@ -87,6 +87,9 @@ def test_same_seed_twice_gives_a_byte_identical_metrics_file(tmp_path, reference
         ("gp", "alternating", 1),
         ("clip", "alternating", 5),  # RMSprop state and clipping
         ("gp", "one-step", 7),
+        ("gn", "alternating", 5),  # the critic is replaced by a wrapper
+        ("orthogonal", "alternating", 6),  # rebuilt layers, Björck after every step
+        ("alr", "one-step", 5),
     ],
 )
 def test_interrupted_and_resumed_equals_uninterrupted(

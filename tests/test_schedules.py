@@ -21,6 +21,7 @@ from lipgan.config import TrainConfig, validate
 from lipgan.constraints import BatchRandom
 from lipgan.data.toy import ToyData
 from lipgan.distributed import Processes
+from lipgan.errors import ConfigError
 
 STEPS = 3
 
@@ -154,3 +155,25 @@ def test_ttur_each_optimiser_moves_by_its_own_learning_rate(schedule: str) -> No
     move_g = max(float((p.detach() - b).abs().max()) for p, b in generator_moves)
     assert_close(move_d, 1e-4, rtol=1e-3, atol=0)
     assert_close(move_g, 3e-4, rtol=1e-3, atol=0)
+
+
+def test_critic_warmup_follows_the_wgan_reference_code():
+    # 100 critic steps for generator iterations 0..24 and every 500th, n_critic otherwise.
+    from lipgan.engine.updates import critic_steps
+
+    warm = TrainConfig(n_critic=5, critic_warmup=True)
+    steps = {i: critic_steps(warm, i) for i in (0, 24, 25, 499, 500, 501, 1000)}
+    assert steps == {0: 100, 24: 100, 25: 5, 499: 5, 500: 100, 501: 5, 1000: 100}
+    assert {critic_steps(TrainConfig(n_critic=5), i) for i in range(30)} == {5}
+
+
+def test_critic_warmup_is_refused_with_the_one_step_schedule():
+    with pytest.raises(ConfigError, match="--critic-warmup adds critic steps"):
+        validate(TrainConfig(schedule="one-step", critic_warmup=True))
+
+
+def test_a_warm_run_takes_the_warmup_critic_steps(tmp_path):
+    from runkit import last_state, train_run
+
+    train_run(tmp_path / "warm", constraint="clip", iters=2, log_every=2, critic_warmup=True)
+    assert last_state(tmp_path / "warm")["critic_steps"] == 200

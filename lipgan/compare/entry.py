@@ -253,4 +253,6 @@ def run_diagnose(
                 text_samples([result]))  # fmt: skip
     write_report(out, page, data)
     display.show("diagnose", [result.row], title, out / "report.html")
+    if result.critic.bounds is not None:
+        display.note(result.critic.bounds.describe())
     return out

@@ -7,11 +7,14 @@ their strategy, one module per family; docs/api.md shows both in a loop of your 
 """
 
 from lipgan.constraints import (  # noqa: F401  (imported to register)
+    adversarial,
     clipping,
     dragan,
     finite_difference,
+    gradient_normalization,
     gradient_penalty,
     none,
+    orthogonal,
     spectral_norm,
     wgan_div,
     zero_centred,

@@ -2,7 +2,10 @@
 
 A Lipschitz strategy is a small object with three hooks, all optional:
 
-- ``attach(critic)``: once, before the optimiser is built (e.g. reparametrise layers);
+- ``attach(critic)``: once, before the optimiser is built. It may change the critic in
+  place (reparametrise its layers: sn) and return None, or return a *replacement* that
+  the engine then uses for every critic call: a wrapper around the critic's forward
+  (gradient normalisation) or a critic with rebuilt layers (orthogonal);
 - ``penalty(critic, batch)``: a scalar added to the critic loss, or ``None``;
 - ``after_critic_step(critic)``: after every critic optimiser step (e.g. clip weights).
 
@@ -45,8 +48,13 @@ class Constraint:
     needs_double_backward: bool = False
     """True when the penalty back-propagates through an input gradient."""
 
-    def attach(self, critic: nn.Module) -> None:
-        """Called once with the critic before its optimiser is built."""
+    def attach(self, critic: nn.Module) -> nn.Module | None:
+        """Called once with the critic before its optimiser is built.
+
+        Return None to keep ``critic`` (changed in place or not), or a module that
+        replaces it everywhere: training, penalties, measurements and checkpoints.
+        """
+        return None
 
     def penalty(self, critic: nn.Module, batch: CriticBatch) -> Tensor | None:
         """A scalar added to the critic loss (already weighted), or None."""
@@ -93,9 +101,12 @@ class Chain(Constraint):
         self.parts = list(parts)
         self.needs_double_backward = any(p.needs_double_backward for p in self.parts)
 
-    def attach(self, critic: nn.Module) -> None:
+    def attach(self, critic: nn.Module) -> nn.Module | None:
+        """Each part sees the critic the previous part returned (left to right)."""
+        original = critic
         for part in self.parts:
-            part.attach(critic)
+            critic = part.attach(critic) or critic
+        return None if critic is original else critic
 
     def penalty(self, critic: nn.Module, batch: CriticBatch) -> Tensor | None:
         terms = [t for t in (p.penalty(critic, batch) for p in self.parts) if t is not None]
@@ -158,19 +169,35 @@ def input_gradient(
 ) -> tuple[Tensor, Tensor]:
     """(D(x), dD/dx) per sample; with ``create_graph`` the gradient is differentiable.
 
-    Under an fp16 gradient scaler the output is scaled before ``autograd.grad`` and the
-    gradient unscaled after it (PyTorch's AMP recipe for gradient penalties), so small
-    input gradients do not underflow.
+    Under an fp16 gradient scaler the gradient is taken of the scaled float32 *mean* of
+    the outputs and rescaled by n / scale after it (PyTorch's AMP recipe for gradient
+    penalties), so small input gradients do not underflow. Scaling the sum instead would
+    hand every fp16 output the scale itself (65536 at start, above fp16's max 65504):
+    inf, then a NaN penalty. Any overflow left makes the step's gradients non-finite,
+    which the scaler detects and skips.
     """
     x = x.detach().requires_grad_(True)
     out = critic(x)
-    total = out.sum()
     if scaler is not None and scaler.is_enabled():
-        (grad,) = torch.autograd.grad(scaler.scale(total), x, create_graph=create_graph)
-        grad = grad / scaler.get_scale()
+        n = out.shape[0]
+        scaled = scaler.scale(out.float().mean())
+        (grad,) = torch.autograd.grad(scaled, x, create_graph=create_graph)
+        # scale as a tensor: no host sync (get_scale() would read it back).
+        scale = scaler.scale(torch.ones((), device=out.device))
+        grad = grad * (n / scale).to(grad.dtype)
     else:
-        (grad,) = torch.autograd.grad(total, x, create_graph=create_graph)
+        (grad,) = torch.autograd.grad(out.sum(), x, create_graph=create_graph)
     return out, grad
+
+
+def precise(t: Tensor) -> Tensor:
+    """``t`` in float32 at least: half precision is promoted, float64 is kept."""
+    return t.to(torch.promote_types(t.dtype, torch.float32))
+
+
+def per_sample_squared_norm(t: Tensor) -> Tensor:
+    """Squared L2 norm of each sample over all non-batch dimensions, shape (n,)."""
+    return precise(t.flatten(1)).pow(2).sum(dim=1)
 
 
 def per_sample_norm(t: Tensor) -> Tensor:
@@ -179,5 +206,4 @@ def per_sample_norm(t: Tensor) -> Tensor:
     A zero vector gives norm ~1e-6 and gradient 0 rather than the NaN that
     ``sqrt(0)`` back-propagates.
     """
-    squared = t.flatten(1).float().pow(2).sum(dim=1)
-    return squared.clamp_min(1e-12).sqrt()
+    return per_sample_squared_norm(t).clamp_min(1e-12).sqrt()

@@ -270,5 +270,16 @@ def _typed(info: StrategyInfo, params: Mapping[str, float]) -> dict[str, Any]:
 
 
 def optimizer_for(spec: str) -> OptimizerDefaults:
-    """A chain trains with the recommended optimiser of its last part."""
-    return parse(spec)[-1].optimizer
+    """The recommended optimiser of ``spec``; for a chain, the most conservative of its
+    parts' recommendations, whatever their order (docs/extending.md).
+
+    RMSprop (no momentum) wins over Adam: a strategy recommends it because momentum
+    destabilises it (clipping, in the WGAN paper), and that does not stop being true when
+    a penalty is added. Between recommendations of the same optimiser the smaller
+    learning rate wins, then the betas and the description, so the choice is total.
+    """
+    recommendations = {info.optimizer for info in parse(spec)}
+    return min(
+        recommendations,
+        key=lambda o: (o.name != "rmsprop", o.lr, o.for_family("images")[1], o.describe()),
+    )

@@ -1,9 +1,10 @@
 """Spectral normalisation of the critic's layers (Miyato et al. 2018).
 
 Every Linear and Conv layer's weight W is replaced by W / sigma(W), with sigma(W) the
-largest singular value estimated by power iteration. A ReLU network whose layers all
-have spectral norm <= 1 is 1-Lipschitz, so the constraint holds by construction and
-costs no extra forward pass (unlike a penalty).
+largest singular value estimated by power iteration. A plain stack of such layers and
+ReLUs (the MLP critic) is 1-Lipschitz, with no extra forward pass (unlike a penalty);
+convolutions, residual blocks and layer norm loosen or lose that bound
+(``lipgan.models.lipschitz.sn_bound``, docs/constraints/sn.md).
 """
 
 from __future__ import annotations

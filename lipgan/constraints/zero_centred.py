@@ -23,6 +23,7 @@ from lipgan.constraints.base import (
     input_gradient,
     interpolate,
     non_negative,
+    per_sample_squared_norm,
     random_source,
 )
 from lipgan.constraints.registry import ADAM, register
@@ -36,7 +37,7 @@ def squared_gradient_norm(
 ) -> Tensor:
     """||grad_x D(x)||^2 per sample, over all non-batch dimensions, differentiable."""
     _, grad = input_gradient(critic, x, create_graph=True, scaler=scaler)
-    return grad.flatten(1).float().pow(2).sum(dim=1)
+    return per_sample_squared_norm(grad)
 
 
 def r1_penalty(

@@ -127,7 +127,7 @@ def _loop(
     loop.window_t0, loop.window_start = time.perf_counter(), loop.iteration
 
     while loop.iteration < config.iters:
-        train_iteration(parts)
+        train_iteration(parts, loop.iteration)
         loop.iteration += 1
         iteration = loop.iteration
         last = iteration == config.iters

@@ -40,7 +40,7 @@ def measure(parts: Parts, iteration: int, eval_z: Tensor) -> dict[str, float]:
     """The deterministic metrics of one log step (same seed, same numbers)."""
     window = distributed.mean_across(parts.window.to(parts.rand.device), parts.processes).cpu()
     critic_steps = max(float(window[3]), 1.0)
-    generator_steps = max(critic_steps / parts.config.n_critic, 1.0)
+    generator_steps = max(float(window[4]), 1.0)
     critic_loss_mean = float(window[0]) / critic_steps
     metrics: dict[str, float] = {
         "step": iteration,
@@ -49,6 +49,8 @@ def measure(parts: Parts, iteration: int, eval_z: Tensor) -> dict[str, float]:
         "loss/generator": float(window[2]) / generator_steps,
         "wasserstein/estimate": -critic_loss_mean,
     }
+    if parts.scaler_critic is not None:
+        metrics["amp/skipped_steps"] = float(window[5])
     norms = fresh_interpolate_grad_norms(parts)
     metrics["lipschitz/grad_norm_mean"] = float(norms.mean())
     metrics["lipschitz/grad_norm_std"] = float(norms.std())
@@ -65,9 +67,17 @@ def _eval_sets(parts: Parts) -> int:
 
 
 def _finite(parts: Parts) -> bool:
+    """Whether what was applied is finite (weights, logged losses), on every process.
+
+    Steps the fp16 scaler skipped are not in the window, so they cannot stop the run; a
+    window in which it skipped every step (and applied none) counts as diverged.
+    """
     values = [parts.window] + [p.detach() for p in parts.critic.parameters()]
     values += [p.detach() for p in parts.generator.parameters()]
-    return bool(torch.stack([torch.isfinite(v).all().cpu() for v in values]).all())
+    finite = bool(torch.stack([torch.isfinite(v).all().cpu() for v in values]).all())
+    w = parts.window
+    stuck = bool(w[3] + w[4] == 0) and bool(w[5] > 0)
+    return distributed.all_agree(finite and not stuck, parts.processes)
 
 
 def summarize(

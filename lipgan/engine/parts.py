@@ -20,6 +20,9 @@ from lipgan.constraints.base import Constraint
 from lipgan.engine.resolve import build_constraint
 from lipgan.errors import ConfigError
 
+WINDOW = 6
+"""Slots of ``Parts.window``."""
+
 
 @dataclass
 class Parts:
@@ -46,9 +49,12 @@ class Parts:
     autocast: Callable[[], contextlib.AbstractContextManager[Any]]
     scaler_critic: torch.amp.GradScaler | None
     scaler_generator: torch.amp.GradScaler | None
+    critic_batch_stats: bool = False
+    """The critic normalises with batch statistics: score real and fake together always."""
     critic_steps: int = 0
-    window: Tensor = field(default_factory=lambda: torch.zeros(4))
-    """Sums since the last log: critic loss, penalty, generator loss, critic steps."""
+    window: Tensor = field(default_factory=lambda: torch.zeros(WINDOW))
+    """Sums since the last log over applied steps: critic loss, penalty, generator loss,
+    critic steps, generator steps; and steps the fp16 scaler skipped."""
 
 
 def _optimizers(config: TrainConfig, generator: nn.Module, critic: nn.Module):
@@ -80,9 +86,20 @@ def build_parts(
     generator, critic = models.build(config, data.meta())
     generator, critic = generator.to(device), critic.to(device)
     constraint = build_constraint(config, data.family)
-    constraint.attach(critic)
+    # A strategy may replace the critic (a wrapper or rebuilt layers); from here on the
+    # replacement is the critic: optimiser, every pass, checkpoints, DDP.
+    critic = constraint.attach(critic) or critic
     opt_generator, opt_critic = _optimizers(config, generator, critic)
 
+    batch_stats = [name for name, net in (("generator", generator), ("critic", critic))
+                   if models.has_batch_statistics(net)]  # fmt: skip
+    if processes.world > 1 and batch_stats:
+        notes.append(
+            f"warning: batch norm in the {' and the '.join(batch_stats)} normalises per "
+            f"process, so {processes.world} processes do not make the updates of one process "
+            "with the global batch (SyncBatchNorm needs CUDA and lipgan does not use it); "
+            "use --critic-norm layer, or compare against runs with the same process count"
+        )
     if config.batch_size % processes.world:
         raise ConfigError(
             f"--batch-size {config.batch_size} does not split over {processes.world} "
@@ -144,6 +161,7 @@ def build_parts(
         autocast=autocast,
         scaler_critic=scalers[0],
         scaler_generator=scalers[1],
-        window=torch.zeros(4, device=device),
+        critic_batch_stats=models.has_batch_statistics(critic),
+        window=torch.zeros(WINDOW, device=device),
     )
     return parts, notes

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from lipgan import __version__
-from lipgan.engine.parts import Parts
+from lipgan.engine.parts import WINDOW, Parts
 from lipgan.runio import load_state
 
 
@@ -67,7 +67,8 @@ def restore(parts: Parts, state: dict[str, Any], path: Path) -> None:
         if scaler is not None and name in state:
             scaler.load_state_dict(state[name])
     parts.critic_steps = int(state["critic_steps"])
-    parts.window = state["window"].clone().to(parts.window.device)
+    window = state["window"].clone().to(parts.window.device)
+    parts.window = torch.cat([window, window.new_zeros(WINDOW - len(window))])  # older: 4
     _set_rng_state(parts, state["rng"])
 
 

@@ -15,31 +15,56 @@ import contextlib
 import torch
 from torch import Tensor, nn
 
+from lipgan.config import TrainConfig
 from lipgan.constraints.base import CriticBatch
 from lipgan.engine.parts import Parts
 
+WARMUP_CRITIC_STEPS = 100
+"""The WGAN reference code's warm-up (``--critic-warmup``): this many critic steps for the
+first ``WARMUP_ITERATIONS`` generator iterations and every ``WARMUP_EVERY``th."""
+WARMUP_ITERATIONS, WARMUP_EVERY = 25, 500
 
-def train_iteration(parts: Parts) -> None:
-    """One generator iteration under the configured schedule."""
+
+def critic_steps(config: TrainConfig, iteration: int) -> int:
+    """Critic updates before generator iteration ``iteration`` (0-based)."""
+    warm = iteration < WARMUP_ITERATIONS or iteration % WARMUP_EVERY == 0
+    return WARMUP_CRITIC_STEPS if config.critic_warmup and warm else config.n_critic
+
+
+def train_iteration(parts: Parts, iteration: int) -> None:
+    """Generator iteration ``iteration`` (0-based) under the configured schedule."""
     if parts.config.schedule == "one-step":
         one_step_update(parts)
     else:
-        for _ in range(parts.config.n_critic):
+        for _ in range(critic_steps(parts.config, iteration)):
             critic_update(parts)
         generator_update(parts)
 
 
 def _backward_and_step(
     loss: Tensor, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler | None
-) -> None:
+) -> Tensor | None:
+    """One optimiser step; under fp16, a device bool: whether the scaler applied it."""
     optimizer.zero_grad(set_to_none=True)
-    if scaler is not None:
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-    else:
+    if scaler is None:
         loss.backward()
         optimizer.step()
+        return None
+    scaler.scale(loss).backward()
+    return _scaled_step(scaler, [optimizer], loss.device)
+
+
+def _scaled_step(
+    scaler: torch.amp.GradScaler, optimizers: list[torch.optim.Optimizer], device: torch.device
+) -> Tensor:
+    """Step through the scaler: it skips the step on inf/NaN gradients and halves its scale,
+    so a skipped step is one whose scale went down (compared on the device: no host sync)."""
+    one = torch.ones((), device=device)
+    before = scaler.scale(one)
+    for optimizer in optimizers:
+        scaler.step(optimizer)
+    scaler.update()
+    return scaler.scale(one) >= before
 
 
 @contextlib.contextmanager
@@ -81,18 +106,29 @@ def critic_update(parts: Parts) -> None:
             fake = parts.generator_fwd(z)
         loss, penalty = critic_loss(parts, real, fake.to(real.dtype))
         total = loss if penalty is None else loss + penalty
-    _backward_and_step(total, parts.opt_critic, parts.scaler_critic)
+    applied = _backward_and_step(total, parts.opt_critic, parts.scaler_critic)
     parts.constraint.after_critic_step(parts.critic)
     parts.critic_steps += 1
-    _accumulate(parts, loss, penalty, None)
+    _accumulate(parts, loss, penalty, None, applied)
+
+
+def generator_scores(parts: Parts, fake: Tensor, real: Tensor | None) -> Tensor:
+    """D(fake) with the critic's weights frozen. A critic with batch statistics was
+    trained on real and fake scored together, so it scores them together here too
+    (fakes alone would see other statistics: up to 0.57 apart for the same fakes)."""
+    if real is None:
+        return parts.critic_const_fwd(fake)
+    n = real.shape[0]
+    return parts.critic_const_fwd(torch.cat([real, fake.to(real.dtype)]))[n:]
 
 
 def generator_update(parts: Parts) -> None:
     z = parts.rand.normal(parts.local_batch, parts.config.z_dim)
+    real = parts.data.draw(parts.rand, parts.local_batch) if parts.critic_batch_stats else None
     with _frozen(parts.critic), parts.autocast():
-        loss = -parts.critic_const_fwd(parts.generator_fwd(z)).mean()
-    _backward_and_step(loss, parts.opt_generator, parts.scaler_generator)
-    _accumulate(parts, None, None, loss)
+        loss = -generator_scores(parts, parts.generator_fwd(z), real).mean()
+    applied = _backward_and_step(loss, parts.opt_generator, parts.scaler_generator)
+    _accumulate(parts, None, None, loss, applied)
 
 
 def one_step_update(parts: Parts) -> None:
@@ -111,36 +147,54 @@ def one_step_update(parts: Parts) -> None:
         fake = parts.generator_fwd(z)
         loss, penalty = critic_loss(parts, real, fake.detach().to(real.dtype))
         with _frozen(parts.critic):
-            generator_loss = -parts.critic_const_fwd(fake).mean()
+            real_too = real if parts.critic_batch_stats else None
+            generator_loss = -generator_scores(parts, fake, real_too).mean()
         total = loss + config.generator_weight * generator_loss
         if penalty is not None:
             total = total + penalty
     parts.opt_critic.zero_grad(set_to_none=True)
     parts.opt_generator.zero_grad(set_to_none=True)
+    applied = None
     if parts.scaler_critic is not None:
         # One scaler for both: the loss is one graph.
         parts.scaler_critic.scale(total).backward()
-        parts.scaler_critic.step(parts.opt_critic)
-        parts.scaler_critic.step(parts.opt_generator)
-        parts.scaler_critic.update()
+        optimizers = [parts.opt_critic, parts.opt_generator]
+        applied = _scaled_step(parts.scaler_critic, optimizers, total.device)
     else:
         total.backward()
         parts.opt_critic.step()
         parts.opt_generator.step()
     parts.constraint.after_critic_step(parts.critic)
     parts.critic_steps += 1
-    _accumulate(parts, loss, penalty, generator_loss)
+    _accumulate(parts, loss, penalty, generator_loss, applied)
 
 
 def _accumulate(
-    parts: Parts, critic: Tensor | None, penalty: Tensor | None, generator: Tensor | None
+    parts: Parts,
+    critic: Tensor | None,
+    penalty: Tensor | None,
+    generator: Tensor | None,
+    applied: Tensor | None = None,
 ) -> None:
-    """Add to the log window on the device: no host sync until the next log step."""
+    """Add to the log window on the device: no host sync until the next log step.
+
+    A step the fp16 scaler skipped (``applied`` False) changed nothing, so its losses
+    (often inf or NaN: the reason it was skipped) are counted in slot 5, not logged.
+    """
     w = parts.window
+
+    def add(slot: int, value: Tensor) -> None:
+        value = value.detach().float()
+        w[slot] += value if applied is None else torch.where(applied, value, 0.0)
+
+    one = torch.ones((), device=w.device)
     if critic is not None:
-        w[0] += critic.detach().float()
-        w[3] += 1
+        add(0, critic)
+        add(3, one)
     if penalty is not None:
-        w[1] += penalty.detach().float()
+        add(1, penalty)
     if generator is not None:
-        w[2] += generator.detach().float()
+        add(2, generator)
+        add(4, one)
+    if applied is not None:
+        w[5] += (~applied).float()

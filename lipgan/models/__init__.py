@@ -72,6 +72,11 @@ def architecture_for(config: TrainConfig, family: str) -> str:
     return name
 
 
+def has_batch_statistics(module: nn.Module) -> bool:
+    """True when some layer of ``module`` normalises with statistics of the whole batch."""
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules())
+
+
 def build(config: TrainConfig, meta: dict[str, Any]) -> tuple[nn.Module, nn.Module]:
     """(generator, critic) for the resolved config and the data's meta."""
     return ARCHITECTURES[architecture_for(config, meta["family"])](config, meta)

@@ -16,6 +16,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from lipgan.errors import ConfigError
+from lipgan.models.lipschitz import chain_bound
 
 REFERENCE_SIDE = 32
 
@@ -120,3 +121,7 @@ class DCGANCritic(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.score(self.net(x)).squeeze(1)
+
+    def lipschitz_bound(self, conv_factor: bool = True) -> float:
+        """Upper bound on the Lipschitz constant under sn (lipgan/models/lipschitz.py)."""
+        return chain_bound([self.net, self.score], conv_factor)

@@ -6,6 +6,8 @@ import math
 
 from torch import Tensor, nn
 
+from lipgan.models.lipschitz import chain_bound
+
 
 def _norm(kind: str, width: int) -> nn.Module:
     if kind == "layer":
@@ -46,3 +48,7 @@ class MLPCritic(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x.flatten(1)).squeeze(1)
+
+    def lipschitz_bound(self, conv_factor: bool = True) -> float:
+        """Upper bound on the Lipschitz constant under sn (lipgan/models/lipschitz.py)."""
+        return chain_bound(self.net, conv_factor)

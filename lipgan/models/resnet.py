@@ -10,10 +10,13 @@ default 64 keeps CPU runs affordable. The critic honours ``critic_norm``.
 
 from __future__ import annotations
 
+import math
+
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lipgan.models.conv import conv_norm, halvings
+from lipgan.models.lipschitz import chain_bound, layer_bound
 
 
 class UpBlock(nn.Module):
@@ -53,6 +56,12 @@ class CriticBlock(nn.Module):
             skip = F.avg_pool2d(skip, 2)
         return self.shortcut(skip) + h
 
+    def lipschitz_bound(self, conv_factor: bool = True) -> float:
+        """Upper bound on the Lipschitz constant under sn (lipgan/models/lipschitz.py)."""
+        branch = chain_bound([self.norm1, self.conv1, self.norm2, self.conv2], conv_factor)
+        pool = 0.5 if self.down else 1.0  # 2x2 mean: ||y|| <= ||x|| / 2
+        return pool * (layer_bound(self.shortcut, conv_factor) + branch)
+
 
 class ResNetGenerator(nn.Module):
     def __init__(self, z_dim: int, channels: int, side: int, width: int) -> None:
@@ -81,7 +90,14 @@ class ResNetCritic(nn.Module):
         blocks += [CriticBlock(width, width, down=False, norm=norm) for _ in range(2)]
         self.blocks = nn.Sequential(*blocks)
         self.score = nn.Linear(width, 1)
+        self.positions = (side >> k) ** 2
+        """Spatial positions the final mean pools over."""
 
     def forward(self, x: Tensor) -> Tensor:
         h = F.relu(self.blocks(x)).mean(dim=(2, 3))
         return self.score(h).squeeze(1)
+
+    def lipschitz_bound(self, conv_factor: bool = True) -> float:
+        """Upper bound on the Lipschitz constant under sn (lipgan/models/lipschitz.py)."""
+        mean = 1 / math.sqrt(self.positions)  # a mean over P positions: 1/sqrt(P)
+        return chain_bound([self.blocks, self.score], conv_factor) * mean

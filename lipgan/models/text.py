@@ -5,7 +5,7 @@ Generator: linear from noise to (width, seq_len), five residual blocks
 a softmax over it at every position at once. Output layout (n, seq_len, vocab), the
 same as the one-hot real samples. Critic: transpose to (n, vocab, seq_len), 1x1 conv
 to width, five residual blocks (``critic_norm`` before each ReLU), linear to a score.
-The paper used 512 channels; the default here is ``--hidden`` = 64 for CPU runs.
+The paper used 512 channels; the default here is ``--hidden`` = 32 for CPU runs.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from lipgan.errors import ConfigError
+from lipgan.models.lipschitz import chain_bound
 
 BLOCKS = 5
 RESIDUAL_SCALE = 0.3
@@ -38,6 +39,10 @@ class ResBlock1d(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return x + RESIDUAL_SCALE * self.net(x)
+
+    def lipschitz_bound(self, conv_factor: bool = True) -> float:
+        """Upper bound on the Lipschitz constant under sn (lipgan/models/lipschitz.py)."""
+        return 1 + RESIDUAL_SCALE * chain_bound(self.net, conv_factor)
 
 
 def text_shape(meta: dict[str, Any]) -> tuple[int, int]:
@@ -76,3 +81,7 @@ class TextCritic(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         h = self.blocks(self.inp(x.transpose(1, 2)))
         return self.score(h.flatten(1)).squeeze(1)
+
+    def lipschitz_bound(self, conv_factor: bool = True) -> float:
+        """Upper bound on the Lipschitz constant under sn (lipgan/models/lipschitz.py)."""
+        return chain_bound([self.inp, self.blocks, self.score], conv_factor)

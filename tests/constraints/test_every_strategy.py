@@ -77,8 +77,9 @@ def test_a_few_engine_steps_have_finite_losses(name: str, schedule: str) -> None
             for _ in range(config.n_critic):
                 engine.critic_update(parts)
             engine.generator_update(parts)
-    critic_loss, penalty, generator_loss, steps = parts.window.tolist()
+    critic_loss, penalty, generator_loss, steps, generator_steps, skipped = parts.window.tolist()
     assert steps == (2 if schedule == "one-step" else 4)
+    assert (generator_steps, skipped) == (2, 0)
     assert all(math.isfinite(v) for v in (critic_loss, penalty, generator_loss))
     if not engine.has_penalty(parts.constraint):
         assert penalty == 0.0

@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 
 from lipgan import constraints
+from lipgan.constraints import registry
 from lipgan.constraints.clipping import WeightClipping
 from lipgan.constraints.gradient_penalty import GradientPenalty
 from lipgan.errors import ConfigError
@@ -70,7 +71,29 @@ def test_a_chain_adds_penalties_and_runs_every_hook():
     assert isinstance(chain, constraints.Chain)
     assert [type(p) for p in chain.parts] == [WeightClipping, GradientPenalty]
     assert chain.needs_double_backward
-    assert constraints.optimizer_for("clip+gp").name == "adam"
+
+
+@pytest.mark.parametrize("parts", [("clip", "gp"), ("clip", "r1"), ("sn", "dragan")])
+def test_a_chain_trains_with_the_same_optimiser_in_either_order(parts):
+    forward, backward = "+".join(parts), "+".join(reversed(parts))
+    assert constraints.optimizer_for(forward) == constraints.optimizer_for(backward)
+
+
+def test_a_chain_with_clipping_trains_with_rmsprop_whatever_the_order():
+    # RMSprop wins: clipping is unstable with momentum, with or without a penalty beside it.
+    for spec in ("clip+gp", "gp+clip", "clip+r1+r2", "r2+clip"):
+        assert constraints.optimizer_for(spec) == constraints.RMSPROP
+    assert constraints.optimizer_for("sn+gp") == constraints.ADAM
+
+
+def test_between_two_recommendations_of_one_optimiser_the_smaller_lr_wins(monkeypatch):
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    slow = constraints.OptimizerDefaults("adam", 1e-5)
+    constraints.register("test-slow-adam", description="test", optimizer=slow, group="t1")(
+        lambda: constraints.Constraint()
+    )
+    assert constraints.optimizer_for("test-slow-adam+gp") == slow
+    assert constraints.optimizer_for("gp+test-slow-adam") == slow
 
 
 def test_whole_number_parameters_refuse_fractions():
