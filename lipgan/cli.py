@@ -193,6 +193,13 @@ def train(
     penalty_every: Annotated[
         int | None, typer.Option(help="Penalty every k critic steps, scaled by k [default: 1].")
     ] = None,
+    ema_decay: Annotated[
+        float | None,
+        typer.Option(
+            help="Decay of the generator weight average that metrics and samples come from "
+            "(warm-up min(decay, (1+t)/(10+t))); 0 turns it off [default: 0.999]."
+        ),
+    ] = None,
     critic_warmup: Annotated[
         bool | None,
         typer.Option(

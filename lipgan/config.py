@@ -62,6 +62,9 @@ class TrainConfig:
     """Weight clipping bound c for strategies that clip."""
     constraint_options: dict[str, float] = field(default_factory=dict)
     """Extra strategy settings as 'strategy.param' = value (e.g. 'sn.power_iterations')."""
+    ema_decay: float = 0.999
+    """Decay of the generator's weight average (EMA) that metrics and samples come from,
+    with a warm-up min(decay, (1+t)/(10+t)); 0 turns it off (metrics from the generator)."""
 
     # models
     hidden: int | None = None
@@ -284,6 +287,10 @@ def validate(config: TrainConfig) -> None:
         b1, b2 = config.betas
         if not (0 <= b1 < 1 and 0 <= b2 < 1):
             raise ConfigError(f"--betas must both lie in [0, 1), got {b1:g},{b2:g}")
+    if not (math.isfinite(config.ema_decay) and 0 <= config.ema_decay < 1):
+        raise ConfigError(
+            f"--ema-decay must lie in [0, 1) (0 turns it off), got {config.ema_decay:g}"
+        )
     if config.channels is not None and config.channels not in (1, 3):
         raise ConfigError(f"--channels must be 1 or 3, got {config.channels}")
     if config.schedule == "one-step" and config.critic_warmup:

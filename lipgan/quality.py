@@ -4,6 +4,8 @@
   real images. The classifier is a small CNN trained here, once per data set, on CPU,
   and cached (``LIPGAN_CACHE_DIR``, else the platform cache folder) with its test
   accuracy beside it; FID's Inception weights would need a download.
+- Memorisation: how close samples lie to their nearest training image, relative to how
+  close unseen real images lie (pixel space; any image data, labelled or not).
 - Jensen-Shannon divergence (in nats: 0 for equal distributions, ln 2 for disjoint
   ones) between character n-gram distributions, as in the paper's language model.
 """
@@ -13,13 +15,12 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import math
 import os
 import sys
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -28,12 +29,18 @@ from torch import Tensor, nn
 
 from lipgan.runio import atomic_write_bytes, atomic_write_text
 
-if TYPE_CHECKING:
-    from lipgan.data.images import ImageData
-
-CLASSIFIER_VERSION = 1  # bump when FeatureNet or its training changes: old caches go stale
+CLASSIFIER_VERSION = 2  # bump when FeatureNet or its training changes: old caches go stale
 FEATURES = 64
 REFERENCE_IMAGES = 10_000
+FLOOR_IMAGES = 5_000
+MEMORISATION_SAMPLES = 256  # samples checked against every training image at a log step
+MEMORISATION_HELDOUT = 1_024  # held-out images checked once
+SPLIT_SEED = 0  # fixed: every run on the same data is scored by the same classifier and sets
+
+
+def to_float(images: Tensor) -> Tensor:
+    """uint8 in [0, 255] -> float in [-1, 1]."""
+    return images.float() / 127.5 - 1.0
 
 
 # --- Jensen-Shannon divergence of n-gram distributions ----------------------------------------
@@ -154,8 +161,6 @@ def train_classifier(train: Tensor, labels: Tensor, classes: int, seed: int = 0)
 
     Runs inside ``fork_rng`` so it never moves the caller's global random state.
     """
-    from lipgan.data.images import to_float
-
     n, c, h, _ = train.shape
     steps = min(800, max(300, 3 * n // 128))
     with torch.random.fork_rng(devices=[]), torch.enable_grad():  # callers may be in no_grad
@@ -183,8 +188,6 @@ def load_or_train(
     name: str = "",
 ) -> tuple[FeatureNet, dict[str, Any]]:
     """The cached classifier for this data (trained and cached on first use) and its info."""
-    from lipgan.data.images import to_float
-
     classes = int(max(train_labels.max(), heldout_labels.max())) + 1
     key = data_key(train, train_labels)
     folder = cache_dir() / "frechet"
@@ -216,46 +219,64 @@ def load_or_train(
     return net, info
 
 
-class FrechetScorer:
-    """Frechet distance of generated images to the training split, with its noise floor.
+def scoring_split(n: int) -> tuple[Tensor, Tensor, Tensor]:
+    """(classifier, floor, reference) indices into a training split of n images.
 
-    Both the score and the floor use the same number m = min(n, held-out size) of
-    images, so the floor is what real, unseen images of the same count score.
+    A fixed random half trains the feature classifier; the other half, which the
+    classifier never sees, is cut in two: floor images (real images scored like samples)
+    and the reference the samples are scored against. A perfect generator draws images
+    like the training split, unseen by the classifier, so it scores what the floor images
+    score. Each part is capped (FLOOR_IMAGES, REFERENCE_IMAGES) to keep scoring fast.
+    """
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(SPLIT_SEED))
+    unseen = min(n // 2, FLOOR_IMAGES + REFERENCE_IMAGES)
+    held, classifier = order[:unseen], order[unseen:]
+    floor_count = min(unseen // 2, FLOOR_IMAGES)
+    return classifier, held[:floor_count], held[floor_count:]
+
+
+class FrechetScorer:
+    """Frechet distance of generated images to real ones the classifier never saw, with
+    its noise floor: what real images drawn like the training split score.
+
+    The score and the floor use the same number m = min(n, floor images) of images and
+    the same reference, so a generator that matches the data scores the floor.
     """
 
     def __init__(
-        self, net: FeatureNet, info: dict[str, Any], reference: Tensor, heldout: Tensor
+        self, net: FeatureNet, info: dict[str, Any], reference: Tensor, floor: Tensor
     ) -> None:
         self.net = net
         self.info = info
         self.reference = gaussian_stats(self.features(reference))
-        self.heldout_features = self.features(heldout)
+        self.floor_features = self.features(floor)
         self._floors: dict[int, float] = {}
 
     @classmethod
-    def for_data(cls, data: ImageData) -> FrechetScorer:
-        if data.train_labels is None or data.heldout_labels is None:
-            raise ValueError("Frechet scoring needs labelled data")
+    def for_data(
+        cls, name: str, train: Tensor, train_labels: Tensor, heldout: Tensor, heldout_labels: Tensor
+    ) -> FrechetScorer:
+        """The scorer of a labelled image set (uint8 images); the classifier is cached."""
+        if len(train) < 8:
+            raise ValueError(f"{name}: Frechet scoring needs at least 8 training images")
+        classifier, floor, reference = scoring_split(len(train))
         net, info = load_or_train(
-            data.train, data.train_labels, data.heldout, data.heldout_labels, data.name
+            train[classifier], train_labels[classifier], heldout, heldout_labels, name
         )
-        step = max(1, math.ceil(len(data.train) / REFERENCE_IMAGES))
-        return cls(net, info, data.train[::step], data.heldout)
+        return cls(net, info, train[reference], train[floor])
 
     def features(self, images: Tensor) -> np.ndarray:
         """Features of uint8 or [-1, 1] float images, as float64 numpy."""
-        from lipgan.data.images import to_float
-
         x = to_float(images) if images.dtype == torch.uint8 else images.detach().float().cpu()
         return _batched(self.net.features, x).double().numpy()
 
     def evaluate(self, fake: Tensor) -> dict[str, float]:
-        m = min(len(fake), len(self.heldout_features))
+        m = min(len(fake), len(self.floor_features))
         if m < 2:
             return {}
         if m not in self._floors:
             self._floors[m] = frechet_distance(
-                *gaussian_stats(self.heldout_features[:m]), *self.reference
+                *gaussian_stats(self.floor_features[:m]), *self.reference
             )
         fake_features = self.features(fake[:m])
         if not np.isfinite(fake_features).all():
@@ -263,3 +284,50 @@ class FrechetScorer:
         else:
             score = frechet_distance(*gaussian_stats(fake_features), *self.reference)
         return {"quality/frechet": score, "quality/frechet_floor": self._floors[m]}
+
+
+# --- memorisation ------------------------------------------------------------------------
+
+
+def nearest_distances(
+    images: Tensor, train: Tensor, train_sq: Tensor | None = None, chunk: int = 4096
+) -> Tensor:
+    """Each image's Euclidean pixel distance (in [-1, 1] units) to its nearest training
+    image (uint8 ``train``; ``train_sq``: their squared norms, see ``squared_norms``), by
+    chunks of the training set: no (n, N) matrix is kept. Runs on the images' device, in
+    float32 as the matmul is the cost (exact copies come out within ~0.01 of 0)."""
+    x = to_float(images) if images.dtype == torch.uint8 else images.detach().float()
+    x = x.flatten(1)
+    if train_sq is None:
+        train_sq = squared_norms(train)
+    best = torch.full((len(x),), float("inf"), device=x.device)
+    x_sq, x_sum = (x * x).sum(1, keepdim=True), x.sum(1, keepdim=True)
+    for part, part_sq in zip(train.split(chunk), train_sq.split(chunk), strict=True):
+        # x . to_float(t) = x . t / 127.5 - sum(x): one conversion pass of the uint8 chunk
+        dots = x @ part.to(x.device).flatten(1).float().T / 127.5 - x_sum
+        squared = x_sq + part_sq.to(x.device) - 2 * dots
+        best = torch.minimum(best, squared.min(1).values)
+    return best.clamp_min(0).sqrt().double().cpu()
+
+
+def squared_norms(images: Tensor, chunk: int = 4096) -> Tensor:
+    """||to_float(x)||^2 of each uint8 image, float32."""
+    return torch.cat([to_float(part).flatten(1).square().sum(1) for part in images.split(chunk)])
+
+
+class MemorisationCheck:
+    """Median distance of samples to their nearest training image, over the same median
+    for held-out real images: about 1 for a generator that draws new images like the
+    data, well below 1 for one that copies training images (0 for exact copies)."""
+
+    def __init__(self, train: Tensor, heldout: Tensor) -> None:
+        self.train = train
+        self.train_sq = squared_norms(train)
+        heldout_distances = nearest_distances(heldout[:MEMORISATION_HELDOUT], train, self.train_sq)
+        self.heldout_median = float(heldout_distances.median())
+
+    def evaluate(self, fake: Tensor) -> dict[str, float]:
+        distances = nearest_distances(fake[:MEMORISATION_SAMPLES], self.train, self.train_sq)
+        if not self.heldout_median > 0 or not torch.isfinite(distances).all():
+            return {"quality/memorisation": float("nan")}
+        return {"quality/memorisation": float(distances.median()) / self.heldout_median}

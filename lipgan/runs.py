@@ -178,7 +178,8 @@ def prepare_resume(run_dir: Path, overrides: dict[str, Any]) -> PreparedRun:
 
 
 def load_generator(run_dir: Path) -> tuple[torch.nn.Module, torch.nn.Module, dict[str, Any]]:
-    """(generator, critic, checkpoint) rebuilt from a run folder alone."""
+    """(generator, critic, checkpoint) rebuilt from a run folder alone, both in eval mode;
+    the generator is the run's EMA generator where it has one."""
     run = RunFolder(run_dir)
     if not run_dir.is_dir():
         raise ConfigError(f"run folder {run_dir} does not exist; check the path")
@@ -186,7 +187,11 @@ def load_generator(run_dir: Path) -> tuple[torch.nn.Module, torch.nn.Module, dic
     config = TrainConfig.from_dict(dict(state["config"]), source=f"{run.last} config")
     validate(config)
     generator, critic = models.build(config, state["data"])
-    load_state(generator, state["generator"], "generator", run.last)
+    # The EMA generator where the run has one (as its metrics and pictures were drawn).
+    if "generator_ema" in state:
+        load_state(generator, state["generator_ema"]["model"], "generator", run.last)
+    else:
+        load_state(generator, state["generator"], "generator", run.last)
     # The critic may carry a reparametrisation (spectral norm) or be replaced (gn) by
     # its strategy.
     try:
@@ -196,6 +201,8 @@ def load_generator(run_dir: Path) -> tuple[torch.nn.Module, torch.nn.Module, dic
     except LipganError:
         critic = None
     generator.eval()
+    if critic is not None:
+        critic.eval()  # its picture surface must not run sn's power iteration either
     return generator, critic, state
 
 

@@ -76,11 +76,13 @@ def last_state(out: Path) -> dict[str, Any]:
 
 
 def parameters(state: dict[str, Any]) -> dict[str, torch.Tensor]:
-    """Every generator and critic tensor of a checkpoint, by a flat name."""
+    """Every generator, critic and generator-EMA tensor of a checkpoint, by a flat name."""
+    nets = {"generator": state["generator"], "critic": state["critic"]}
+    if "generator_ema" in state:
+        nets["generator_ema"] = state["generator_ema"]["model"]
+        nets["generator_ema.updates"] = {"": torch.tensor(state["generator_ema"]["updates"])}
     return {
-        f"{net}.{name}": tensor
-        for net in ("generator", "critic")
-        for name, tensor in state[net].items()
+        f"{net}.{name}": tensor for net, tensors in nets.items() for name, tensor in tensors.items()
     }
 
 

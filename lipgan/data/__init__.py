@@ -58,13 +58,14 @@ for _name, _help in (
 
 
 def _register_files() -> None:
+    from lipgan.data import image_files as files
     from lipgan.data import images, text
 
     KINDS["digits"] = (images.load_digits, "digits", "scikit-learn's 8x8 digits (1,797, labelled)")
-    KINDS["folder"] = (images.load_folder, "folder:DIR", "png/jpg/bmp images under DIR (nested)")
-    KINDS["mnist"] = (images.load_mnist, "mnist:DIR", "MNIST/Fashion-MNIST IDX files in DIR")
-    KINDS["cifar10"] = (images.load_cifar10, "cifar10:DIR", "CIFAR-10 python-version batches")
-    KINDS["array"] = (images.load_array, "array:FILE", ".npy/.npz images (N,H,W[,C]|N,C,H,W)")
+    KINDS["folder"] = (files.load_folder, "folder:DIR", "png/jpg/bmp images under DIR (nested)")
+    KINDS["mnist"] = (files.load_mnist, "mnist:DIR", "MNIST/Fashion-MNIST IDX files in DIR")
+    KINDS["cifar10"] = (files.load_cifar10, "cifar10:DIR", "CIFAR-10 python-version batches")
+    KINDS["array"] = (files.load_array, "array:FILE", ".npy/.npz images (N,H,W[,C]|N,C,H,W)")
     KINDS["text"] = (text.load_text, "text:FILE", "UTF-8 text, character level (paper's LM)")
 
 

@@ -17,6 +17,7 @@ from lipgan.engine.loop import Interrupted, Progress, train
 from lipgan.engine.measure import (
     EVAL_SEED_OFFSET,
     _eval_noise,
+    draw_samples,
     fresh_interpolate_grad_norms,
     measure,
     summarize,
@@ -53,6 +54,7 @@ __all__ = [
     "critic_loss",
     "critic_update",
     "default_out",
+    "draw_samples",
     "distributed",
     "generator_update",
     "has_penalty",

@@ -21,7 +21,8 @@ from torch import Tensor
 from lipgan import data as datasets
 from lipgan import distributed
 from lipgan.config import TrainConfig, dump_toml
-from lipgan.engine.measure import _eval_noise, _finite, measure, summarize
+from lipgan.ema import evaluating
+from lipgan.engine.measure import _eval_noise, _finite, draw_samples, measure, summarize
 from lipgan.engine.parts import Parts, build_parts
 from lipgan.engine.resolve import _data_options
 from lipgan.engine.state import _set_lr_scale, restore, snapshot
@@ -251,9 +252,9 @@ def _write_outputs(
         return
     iteration = loop.iteration
     if iteration % config.sample_every == 0 or last:
-        with torch.no_grad():
+        with evaluating(parts.critic):  # the picture's critic surface moves no state
             parts.data.save_samples(
-                parts.generator(eval_z[: config.eval_samples]),
+                draw_samples(parts, eval_z[: config.eval_samples]),
                 run.sample_path(iteration),
                 parts.critic,
             )

@@ -10,6 +10,7 @@ from torch import Tensor
 from lipgan import diagnostics, distributed
 from lipgan.batch_random import BatchRandom
 from lipgan.config import TrainConfig
+from lipgan.ema import evaluating
 from lipgan.engine.parts import Parts
 
 EVAL_SEED_OFFSET = 1_000_003  # evaluation draws never share a stream with training
@@ -51,15 +52,28 @@ def measure(parts: Parts, iteration: int, eval_z: Tensor) -> dict[str, float]:
     }
     if parts.scaler_critic is not None:
         metrics["amp/skipped_steps"] = float(window[5])
-    norms = fresh_interpolate_grad_norms(parts)
+    with evaluating(parts.generator, parts.critic):  # a measurement moves no state
+        norms = fresh_interpolate_grad_norms(parts)
     metrics["lipschitz/grad_norm_mean"] = float(norms.mean())
     metrics["lipschitz/grad_norm_std"] = float(norms.std())
     if parts.processes.is_main:  # only the main process writes metrics
-        with torch.no_grad():
-            fake = parts.generator(eval_z)
         seed = parts.config.seed + EVAL_SEED_OFFSET
-        metrics.update(parts.data.evaluate(fake, seed, sets=_eval_sets(parts)))
+        quality = parts.data.evaluate(draw_samples(parts, eval_z), seed, sets=_eval_sets(parts))
+        metrics.update(quality)
+        if parts.ema is not None:  # the raw generator's quality beside the average's
+            raw = draw_samples(parts, eval_z, raw=True)
+            raw_quality = parts.data.evaluate(raw, seed, sets=_eval_sets(parts))
+            metrics.update({"quality_raw/" + k[8:]: v for k, v in raw_quality.items()})
     return {k: (round(v, 8) if isinstance(v, float) else v) for k, v in metrics.items()}
+
+
+@torch.no_grad()
+def draw_samples(parts: Parts, z: Tensor, raw: bool = False) -> Tensor:
+    """Samples for metrics and pictures: from the EMA generator (the raw one when EMA is
+    off or ``raw``), in eval mode, as `lipgan sample` draws them."""
+    generator = parts.generator if raw or parts.ema is None else parts.ema.model
+    with evaluating(generator):
+        return generator(z)
 
 
 def _eval_sets(parts: Parts) -> int:
@@ -83,12 +97,20 @@ def _finite(parts: Parts) -> bool:
 def summarize(
     metrics: dict[str, float], seconds: float, iters: int, rollbacks: int
 ) -> dict[str, Any]:
-    """The flat final summary: every ``quality/x`` also as plain ``x`` (w1, modes ...)."""
+    """The flat final summary: every ``quality/x`` also as plain ``x`` (w1, modes ...),
+    every ``quality_raw/x`` (the raw generator's, beside the EMA's) as ``x_raw``."""
     summary: dict[str, Any] = {
         key.removeprefix("quality/"): value
         for key, value in metrics.items()
         if key.startswith("quality/")
     }
+    summary.update(
+        {
+            key.removeprefix("quality_raw/") + "_raw": value
+            for key, value in metrics.items()
+            if key.startswith("quality_raw/")
+        }
+    )
     summary.update({k: v for k, v in metrics.items() if k not in ("seconds", "seconds_per_iter")})
     summary["seconds"] = round(seconds, 3)
     summary["seconds_per_iter"] = round(seconds / max(iters, 1), 6)

@@ -17,6 +17,7 @@ from lipgan import distributed, models
 from lipgan.batch_random import BatchRandom
 from lipgan.config import TrainConfig
 from lipgan.constraints.base import Constraint
+from lipgan.ema import GeneratorEMA
 from lipgan.engine.resolve import build_constraint
 from lipgan.errors import ConfigError
 
@@ -49,6 +50,8 @@ class Parts:
     autocast: Callable[[], contextlib.AbstractContextManager[Any]]
     scaler_critic: torch.amp.GradScaler | None
     scaler_generator: torch.amp.GradScaler | None
+    ema: GeneratorEMA | None = None
+    """The generator's weight average that metrics and samples come from (None: off)."""
     critic_batch_stats: bool = False
     """The critic normalises with batch statistics: score real and fake together always."""
     critic_steps: int = 0
@@ -90,6 +93,8 @@ def build_parts(
     # replacement is the critic: optimiser, every pass, checkpoints, DDP.
     critic = constraint.attach(critic) or critic
     opt_generator, opt_critic = _optimizers(config, generator, critic)
+    # The average of the unwrapped generator: every process holds the same one.
+    ema = GeneratorEMA(generator, config.ema_decay) if config.ema_decay > 0 else None
 
     batch_stats = [name for name, net in (("generator", generator), ("critic", critic))
                    if models.has_batch_statistics(net)]  # fmt: skip
@@ -161,6 +166,7 @@ def build_parts(
         autocast=autocast,
         scaler_critic=scalers[0],
         scaler_generator=scalers[1],
+        ema=ema,
         critic_batch_stats=models.has_batch_statistics(critic),
         window=torch.zeros(WINDOW, device=device),
     )

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from lipgan import __version__
+from lipgan.ema import GeneratorEMA
 from lipgan.engine.parts import WINDOW, Parts
 from lipgan.runio import load_state
 
@@ -44,6 +45,7 @@ def snapshot(parts: Parts, iteration: int, extra: dict[str, Any]) -> dict[str, A
         "critic_steps": parts.critic_steps,
         "window": parts.window.detach().cpu().clone(),
         "generator": parts.generator.state_dict(),
+        **({"generator_ema": parts.ema.state_dict()} if parts.ema is not None else {}),
         "critic": parts.critic.state_dict(),
         "opt_generator": parts.opt_generator.state_dict(),
         "opt_critic": parts.opt_critic.state_dict(),
@@ -59,6 +61,11 @@ def snapshot(parts: Parts, iteration: int, extra: dict[str, Any]) -> dict[str, A
 
 def restore(parts: Parts, state: dict[str, Any], path: Path) -> None:
     load_state(parts.generator, state["generator"], "generator", path)
+    if parts.ema is not None:
+        if "generator_ema" in state:
+            parts.ema.load_state_dict(state["generator_ema"])
+        else:  # a checkpoint from before EMA, or from a run without it: start it here
+            parts.ema = GeneratorEMA(parts.generator, parts.ema.decay)
     load_state(parts.critic, state["critic"], "critic", path)
     parts.opt_generator.load_state_dict(state["opt_generator"])
     parts.opt_critic.load_state_dict(state["opt_critic"])

@@ -39,6 +39,8 @@ def train_iteration(parts: Parts, iteration: int) -> None:
         for _ in range(critic_steps(parts.config, iteration)):
             critic_update(parts)
         generator_update(parts)
+    if parts.ema is not None:
+        parts.ema.update(parts.generator)
 
 
 def _backward_and_step(

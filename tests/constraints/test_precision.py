@@ -19,8 +19,13 @@ from lipgan.constraints import BatchRandom, CriticBatch, interpolate
 from lipgan.constraints.dragan import perturb
 
 N = 64
+# Penalties that back-propagate through an input gradient (gn also needs double backward,
+# but it wraps the critic instead of adding a penalty; see test_gradient_normalization.py).
 DOUBLE_BACKWARD = [
-    n for n in constraints.names() if constraints.get(n).factory.needs_double_backward
+    n
+    for n in constraints.names()
+    if constraints.get(n).factory.needs_double_backward
+    and constraints.get(n).factory.penalty is not constraints.Constraint.penalty
 ]
 
 

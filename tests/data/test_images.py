@@ -14,7 +14,8 @@ from PIL import Image
 
 from lipgan import data as datasets
 from lipgan.constraints.base import BatchRandom
-from lipgan.data.images import ImageData, load_array, load_cifar10, load_folder, load_mnist
+from lipgan.data.image_files import load_array, load_cifar10, load_folder, load_mnist
+from lipgan.data.images import ImageData, split
 from lipgan.errors import DataError
 
 OPTIONS = {"image_size": None, "channels": None, "seq_len": 32, "seed": 0}
@@ -31,8 +32,17 @@ def test_digits_split_shape_and_values():
     assert isinstance(d, ImageData)
     assert (d.family, d.shape) == ("images", (1, 8, 8))
     assert (len(d.train), len(d.heldout)) == (1617, 180)
+    # a fixed random 10% is held out (the file is ordered by writer: its tail is not like the
+    # rest), the same whatever the run seed; both parts keep the file order
+    keep, held = split(1797)
+    assert np.array_equal(np.sort(np.concatenate([keep, held])), np.arange(1797))
+    assert held.min() < 180 and held.max() > 1617 and np.all(np.diff(held) > 0)
+    assert np.array_equal(split(1797)[1], held)
+    target = load_digits().target
+    assert d.heldout_labels.tolist() == target[held].tolist()
+    assert set(d.heldout_labels.tolist()) == set(range(10))
     # grey levels 0..16 map to [-1, 1]; draws are the stored images at rand's indices
-    expected = torch.as_tensor(load_digits().images[:1617], dtype=torch.float32) / 8 - 1
+    expected = torch.as_tensor(load_digits().images[keep], dtype=torch.float32) / 8 - 1
     idx = torch.randint(1617, (50,), generator=torch.Generator().manual_seed(3))
     torch.testing.assert_close(d.draw(rand(3), 50)[:, 0], expected[idx], atol=1.01 / 255, rtol=0)
     assert d.meta() == {"kind": "images", "name": "digits", "family": "images", "shape": [1, 8, 8]}
@@ -167,17 +177,18 @@ def test_arrays_layouts_and_ranges(tmp_path):
     u8 = gen.integers(0, 256, (10, 6, 6), dtype=np.uint8)
     np.save(tmp_path / "a.npy", u8)
     d = load_array(str(tmp_path / "a.npy"), {})
-    assert d.shape == (1, 6, 6) and torch.equal(d.train[:, 0], torch.from_numpy(u8[:9]))
+    keep, held = split(10)
+    assert d.shape == (1, 6, 6) and torch.equal(d.train[:, 0], torch.from_numpy(u8[keep]))
     nhwc = gen.random((10, 6, 6, 3))  # floats in [0, 1]
     np.save(tmp_path / "b.npy", nhwc)
     d = load_array(str(tmp_path / "b.npy"), {})
     assert d.shape == (3, 6, 6)
     expected = torch.from_numpy(np.round(nhwc * 255).astype(np.uint8).transpose(0, 3, 1, 2))
-    assert torch.equal(torch.cat([d.train, d.heldout]), expected)
+    assert torch.equal(d.train, expected[keep]) and torch.equal(d.heldout, expected[held])
     nchw = np.full((10, 3, 6, 6), -1.0)  # [-1, 1] floats
     np.savez(tmp_path / "c.npz", images=nchw, labels=np.arange(10))
     d = load_array(str(tmp_path / "c.npz"), {})
-    assert d.labelled and int(d.train.max()) == 0 and d.heldout_labels.tolist() == [9]
+    assert d.labelled and int(d.train.max()) == 0 and d.heldout_labels.tolist() == held.tolist()
 
 
 def test_arrays_resize_area_average(tmp_path):
