@@ -310,6 +310,7 @@ def data_kinds() -> None:
 
 @app.command()
 def compare(
+    ctx: typer.Context,
     constraints: Annotated[
         str,
         typer.Option(help="Strategies to compare, comma-separated ('+' chains one)."),
@@ -328,8 +329,24 @@ def compare(
     device: Device = None,
     clip_values: Annotated[
         str,
-        typer.Option(help="Clipping bounds c; each adds a run clip@c ('' for one run)."),
-    ] = "0.1,0.01,0.001",
+        typer.Option(help="Clipping bounds c; each adds a strategy clip@c ('' for clip's own)."),
+    ] = "0.01",
+    seeds: Annotated[
+        str | None,
+        typer.Option(
+            help="N seeds from --seed, or a list such as 0,3,7; each strategy runs on each."
+        ),
+    ] = None,
+    baseline: Annotated[
+        str | None,
+        typer.Option(help="The strategy every other is tested against [gp, else the first]."),
+    ] = None,
+    resume: Annotated[
+        Path | None,
+        typer.Option(
+            help="Continue the compare in this folder (only --jobs/--threads may change)."
+        ),
+    ] = None,
     threshold: Annotated[
         float | None,
         typer.Option(help="Quality threshold for the time-to-threshold columns [2x W1 floor]."),
@@ -352,23 +369,44 @@ def compare(
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing report folder.")] = False,
 ) -> None:
-    """Train several strategies with the same seed, data and budget; write a report."""
+    """Train several strategies on the same seeds, data and budget; write a report."""
     given = dict(locals())
-    from lipgan import compare as comparing
     from lipgan import runs
     from lipgan.callbacks import StopOnSignals
-    from lipgan.report import run_compare
+    from lipgan.compare import plan, run_compare
+    from lipgan.display import CompareDisplay
 
-    fields = set(TrainConfig.__dataclass_fields__) - {"out"}  # --out is the report folder
-    base = runs.build_config(None, {k: v for k, v in given.items() if k in fields})
-    entries = comparing.plan(constraints, _floats(clip_values, "--clip-values"))
-    setup = comparing.setup(
-        base, entries, out, overwrite=overwrite, jobs=jobs, threshold=threshold,
-        critic_only=critic_only, noise_std=noise_std, tensorboard=tensorboard,
-        command="lipgan " + " ".join(sys.argv[1:]), threads=threads,
-    )  # fmt: skip
+    if resume is not None:
+        _refuse_with_resume(ctx, {"resume", "jobs", "threads"})
+        setup = plan.resume_setup(resume, jobs if _given(ctx, "jobs") else None, threads)
+    else:
+        fields = set(TrainConfig.__dataclass_fields__) - {"out"}  # --out is the report folder
+        base = runs.build_config(None, {k: v for k, v in given.items() if k in fields})
+        setup = plan.setup(
+            base, plan.plan(constraints, _floats(clip_values, "--clip-values")), out,
+            overwrite=overwrite, seeds=plan.parse_seeds(seeds, base.seed), parallel=jobs,
+            threshold=threshold, baseline=baseline, critic_only=critic_only,
+            noise_std=noise_std, tensorboard=tensorboard, threads=threads,
+            command="lipgan " + " ".join(sys.argv[1:]),
+        )  # fmt: skip
     with StopOnSignals() as should_stop:
-        run_compare(setup, should_stop)
+        run_compare(setup, CompareDisplay(), should_stop)
+
+
+def _given(ctx: typer.Context, name: str) -> bool:
+    """Whether the user typed the option (not its default)."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name != "DEFAULT"
+
+
+def _refuse_with_resume(ctx: typer.Context, allowed: set[str]) -> None:
+    typed = [p for p in ctx.command.params if p.name not in allowed and _given(ctx, p.name)]
+    if typed:
+        raise typer.BadParameter(
+            f"{typed[0].opts[0]} cannot change a saved compare; drop it (only --jobs and "
+            "--threads may change)",
+            param_hint="--resume",
+        )
 
 
 @app.command()
@@ -381,9 +419,10 @@ def diagnose(
     ] = None,
 ) -> None:
     """Draw the compare's figures and table for one finished run."""
-    from lipgan.report import run_diagnose
+    from lipgan.compare import run_diagnose
+    from lipgan.display import CompareDisplay
 
-    run_diagnose(run, out, threshold)
+    run_diagnose(run, out, threshold, CompareDisplay())
 
 
 def main() -> None:

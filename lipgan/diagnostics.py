@@ -1,4 +1,4 @@
-"""Why a strategy wins: the numbers behind the paper's Figure 1 and their pictures.
+"""Why a strategy wins: the numbers behind the paper's Figure 1, measured on a critic.
 
 Every measurement here takes a critic (and samples) and nothing else, so the same code
 serves ``lipgan compare`` (many runs), ``lipgan diagnose RUN`` (one finished run) and
@@ -9,32 +9,29 @@ the critic-only mode (no generator at all):
   (paper, Fig. 1 left); under a gradient penalty they stay within an order of magnitude.
 - ``critic_weights`` / ``fraction_at_bound``: clipped weights pile up at +-c (Fig. 1 right).
 - ``interpolate_grad_norms``: ||grad_x D(x_hat)|| on real-fake interpolates, the quantity
-  the gradient penalty pulls to 1.
+  the gradient penalty pulls to 1 (also the engine's ``lipschitz/grad_norm_*`` metrics).
 - ``lipschitz_estimate``: max |D(x) - D(y)| / ||x - y|| over sampled pairs, a lower bound
   on the critic's true Lipschitz constant.
 - ``certified.lipschitz_bounds``: the certified upper bound (product of per-layer operator
   norms) beside the largest input-gradient norm found (lower bound).
 
-The figure functions at the end draw these with matplotlib (Agg) through
-``plots.save_figure``.
+``lipgan.compare.figures`` draws them.
 """
 
 from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
+from lipgan.batch_random import BatchRandom
 from lipgan.certified import LipschitzBounds, lipschitz_bounds
-from lipgan.constraints.base import BatchRandom, input_gradient, interpolate, per_sample_norm
-from lipgan.plots import _pyplot, draw_points, save_figure
+from lipgan.constraints.base import input_gradient, interpolate, per_sample_norm
 
 AT_BOUND_TOLERANCE = 1e-3
 """A weight counts as 'at +-c' when it lies within this fraction of c of the bound."""
@@ -99,9 +96,10 @@ def fraction_at_bound(
     return float((np.abs(weights) >= c * (1 - tolerance)).mean())
 
 
-def interpolate_grad_norms(critic: nn.Module, real: Tensor, fake: Tensor, seed: int) -> Tensor:
-    """||grad_x D(x_hat)|| per sample on interpolates with one eps per sample."""
-    rand = BatchRandom(torch.Generator().manual_seed(seed), device=str(real.device))
+def interpolate_grad_norms(
+    critic: nn.Module, real: Tensor, fake: Tensor, rand: BatchRandom
+) -> Tensor:
+    """||grad_x D(x_hat)|| per sample on interpolates, one eps per sample drawn from ``rand``."""
     x_hat = interpolate(real, fake.to(real.dtype), rand)
     _, grad = input_gradient(critic, x_hat, create_graph=False)
     # No 1e-6 floor (per_sample_norm's NaN guard): a dead clipped critic shows its true size.
@@ -201,8 +199,10 @@ def examine_critic(
     critic.eval()
     try:
         layers = layer_gradient_norms(critic, real, fake)
-        interp = interpolate_grad_norms(critic, real, fake, seed)
-        rand = BatchRandom(torch.Generator().manual_seed(seed + 1), device=str(real.device))
+        device = str(real.device)
+        rand = BatchRandom(torch.Generator().manual_seed(seed), device=device)
+        interp = interpolate_grad_norms(critic, real, fake, rand)
+        rand = BatchRandom(torch.Generator().manual_seed(seed + 1), device=device)
         x_hat = interpolate(real, fake.to(real.dtype), rand)
         points = torch.cat([real, fake.to(real.dtype), x_hat])
         lipschitz = lipschitz_estimate(critic, points, seed)
@@ -219,141 +219,3 @@ def examine_critic(
         at_bound=None if clip_value is None else fraction_at_bound(weights, clip_value),
         bounds=lipschitz_bounds(critic, points, seed),
     )
-
-
-# --- figures ------------------------------------------------------------------------------
-
-Series = Mapping[str, tuple[Sequence[float], Sequence[float]]]
-"""name -> (x values, y values), one line per strategy."""
-
-
-def _grid(count: int, size: float = 3.6):
-    plt = _pyplot()
-    ncols = min(count, 4)
-    nrows = math.ceil(count / ncols)
-    fig, axes = plt.subplots(
-        nrows, ncols, figsize=(size * ncols, size * nrows), squeeze=False, layout="constrained"
-    )
-    for ax in axes.flat[count:]:
-        ax.axis("off")
-    return fig, list(axes.flat[:count])
-
-
-def figure_points(
-    path: Path,
-    panels: Sequence[tuple[str, np.ndarray, np.ndarray, nn.Module | None]],
-    title: str,
-) -> None:
-    """One panel per strategy: real and generated points over the critic's value surface."""
-    from matplotlib.ticker import FormatStrFormatter
-
-    fig, axes = _grid(len(panels), 4.6)
-    for ax, (name, real, fake, critic) in zip(axes, panels, strict=True):
-        draw_points(ax, real, fake, critic, name)
-    for bar in set(fig.axes) - set(axes):  # colorbars: no offset text over the titles
-        bar.yaxis.set_major_formatter(FormatStrFormatter("%.3g"))
-    fig.suptitle(title)
-    save_figure(fig, path)
-
-
-def figure_images(path: Path, panels: Sequence[tuple[str, Path]], title: str) -> None:
-    """One panel per strategy showing its last sample picture (images family)."""
-    plt = _pyplot()
-    fig, axes = _grid(len(panels), 4.0)
-    for ax, (name, picture) in zip(axes, panels, strict=True):
-        ax.imshow(plt.imread(picture), cmap="gray")
-        ax.set_title(name, fontsize=9)
-        ax.axis("off")
-    fig.suptitle(title)
-    save_figure(fig, path)
-
-
-def figure_curves(
-    path: Path,
-    by_step: Series,
-    by_time: Series,
-    ylabel: str,
-    title: str,
-    scale: str = "linear",
-    threshold: float | None = None,
-) -> None:
-    """The same metric against generator step (left) and wall-clock seconds (right).
-
-    ``scale`` is 'log' (positive metrics), 'symlog' (signed, e.g. the W estimate, which
-    spans decades across strategies) or 'linear'; ``threshold`` draws a dashed line.
-    """
-    plt = _pyplot()
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    for ax, series, xlabel in ((left, by_step, "generator step"), (right, by_time, "seconds")):
-        for name, (xs, ys) in series.items():
-            ax.plot(xs, ys, label=name, marker=".", markersize=3)
-        if threshold is not None:
-            ax.axhline(threshold, color="gray", linestyle="--", linewidth=1, label="threshold")
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel(ylabel)
-        if scale == "symlog":
-            ax.set_yscale("symlog", linthresh=1e-2)
-        elif scale == "log":
-            ax.set_yscale("log")
-        ax.grid(alpha=0.3)
-    left.legend(fontsize=8)
-    fig.suptitle(title)
-    save_figure(fig, path)
-
-
-def figure_layer_norms(path: Path, norms: Mapping[str, Sequence[float]], title: str) -> None:
-    """log10 ||dL/dW_k|| against layer k, one line per strategy (paper Fig. 1 left)."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for name, values in norms.items():
-        values = np.asarray(values, dtype=float)
-        logs = np.log10(np.clip(values, 1e-30, None))
-        ax.plot(np.arange(1, len(values) + 1), logs, marker="o", label=name)
-    ax.set_xlabel("critic layer (1 = input)")
-    ax.set_ylabel("log10 ||dL_D / dW||")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    ax.set_title(title)
-    save_figure(fig, path)
-
-
-def figure_weight_histograms(
-    path: Path, weights: Mapping[str, tuple[np.ndarray, float | None]], title: str
-) -> None:
-    """Histogram of every critic weight per strategy, +-c marked (paper Fig. 1 right)."""
-    fig, axes = _grid(len(weights), 3.4)
-    for ax, (name, (values, c)) in zip(axes, weights.items(), strict=True):
-        finite = values[np.isfinite(values)]
-        if len(finite):
-            ax.hist(finite, bins=60, color="tab:blue")
-        if c is not None:
-            for bound in (-c, c):
-                ax.axvline(bound, color="tab:red", linestyle="--", linewidth=1)
-        ax.set_yscale("log")
-        ax.set_title(name, fontsize=9)
-        ax.set_xlabel("weight")
-    fig.suptitle(title)
-    save_figure(fig, path)
-
-
-def figure_interp_norms(path: Path, norms: Mapping[str, np.ndarray], title: str) -> None:
-    """Distribution of ||grad D(x_hat)|| on interpolates, log scale, 1 marked."""
-    plt = _pyplot()
-    names = list(norms)
-    fig, ax = plt.subplots(figsize=(7, 0.5 * len(names) + 1.8))
-    data = [np.clip(norms[n][np.isfinite(norms[n])], 1e-30, None) for n in names]
-    import matplotlib
-
-    horizontal = (
-        {"orientation": "horizontal"}
-        if tuple(int(v) for v in matplotlib.__version__.split(".")[:2]) >= (3, 10)
-        else {"vert": False}  # before 3.10 ('vert' is deprecated from 3.11)
-    )
-    ax.boxplot(data, showfliers=True, flierprops={"markersize": 2}, **horizontal)
-    ax.set_yticks(range(1, len(names) + 1), names)
-    ax.set_xscale("log")
-    ax.axvline(1.0, color="tab:red", linestyle="--", linewidth=1, label="norm 1")
-    ax.set_xlabel("||grad_x D(x_hat)|| on interpolates")
-    ax.legend(fontsize=8)
-    ax.set_title(title)
-    save_figure(fig, path)

@@ -8,15 +8,16 @@ import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from typer.testing import CliRunner
 
-from lipgan import compare as comparing
 from lipgan import data as datasets
 from lipgan.cli import app
+from lipgan.compare import critic_only, examine, plan
+from lipgan.compare.table import SUMMARY_COLUMNS, TRAIN_COLUMNS
 from lipgan.errors import ConfigError
-from lipgan.report import TRAIN_COLUMNS
 from lipgan.runio import RunFolder
 
 TINY = [
@@ -46,54 +47,90 @@ class Images(HTMLParser):
 def report(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("compare") / "report"
     result = invoke(
-        "compare", "--constraints", "clip,gp,none", "--clip-values", "0.1,0.01",
-        "--threshold", "100", "--out", str(out), *TINY,
+        "compare", "--constraints", "clip,gp", "--seeds", "2", "--threshold", "100",
+        "--out", str(out), *TINY,
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     return out
 
 
-NAMES = ["clip@0.1", "clip@0.01", "gp", "none"]
+NAMES = ["clip@0.01", "gp"]
+RUNS = ["clip@0.01__s0", "clip@0.01__s1", "gp__s0", "gp__s1"]
 
 
-def test_results_json_holds_every_strategy_and_every_column(report):
+def test_results_json_holds_every_strategy_over_its_seeds_and_every_run(report):
     results = json.loads((report / "results.json").read_text())
+    assert results["seeds"] == [0, 1]
+    assert results["baseline"] == "gp"
     assert list(results["strategies"]) == NAMES
-    assert set(results["columns"]) == {c.key for c in TRAIN_COLUMNS} | {"modes"}
-    for name, row in results["strategies"].items():
-        for column in results["columns"]:
-            assert column in row, (name, column)
-        assert row["status"] == "ok"
-        assert row["quality_metric"] == "quality/w1"
-        assert row["peak_memory_mib"] > 0
-        assert row["seconds_per_step"] > 0
-        assert row["lipschitz_estimate"] >= 0
+    assert list(results["runs"]) == RUNS
+    assert set(results["columns"]) == {c.key for c in SUMMARY_COLUMNS} | {"modes", "hq_fraction"}
+    assert set(results["runs_columns"]) == {c.key for c in TRAIN_COLUMNS} | {
+        "seed", "modes", "hq_fraction",
+    }  # fmt: skip
+    for name, row in results["runs"].items():
+        assert row["status"] == "ok" and row["seed"] == int(name[-1])
+        assert row["peak_memory_mib"] > 0 and row["seconds_per_step"] > 0
         # every run is a normal run folder, and the table reads it back faithfully
-        metrics = RunFolder(report / "runs" / name).read_metrics()
+        metrics = RunFolder(report / row["run"]).read_metrics()
         assert [m["step"] for m in metrics] == [2, 4, 6]
         assert row["final_quality"] == metrics[-1]["quality/w1"]
         assert row["best_quality"] == min(m["quality/w1"] for m in metrics)
-        # --threshold 100: every W1 is below it, so the first log step reaches it
-        assert row["threshold"] == 100
-        assert row["steps_to_threshold"] == 2
-    clip = results["strategies"]["clip@0.01"]
+        assert row["hq_fraction"] == metrics[-1]["quality/hq_fraction"]
+        assert row["steps_to_threshold"] == 2  # --threshold 100: the first log step
+    for name, summary in results["strategies"].items():
+        runs = [results["runs"][f"{name}__s{seed}"] for seed in (0, 1)]
+        final = summary["final_quality"]
+        values = [r["final_quality"] for r in runs]
+        assert final["values"] == values and final["n"] == 2
+        assert final["mean"] == pytest.approx(sum(values) / 2, abs=1e-10)
+        assert final["ci95"][0] < final["mean"] < final["ci95"][1]
+        assert summary["steps_to_threshold"]["reached"] == 2
+        assert summary["status"] == {"ok": 2}
+    clip = results["runs"]["clip@0.01__s0"]
     assert 0 < clip["weights_at_bound"] <= 1
-    assert results["strategies"]["gp"]["weights_at_bound"] is None
     assert clip["diagnostics"]["clip_value"] == 0.01
     assert len(clip["diagnostics"]["layer_gradient_norms"]) == 3  # 2 hidden + output
+    assert results["runs"]["gp__s1"]["weights_at_bound"] is None
+    assert "weights_at_bound" not in results["strategies"]["gp"]
 
 
-def test_clip_runs_use_their_own_bound_and_the_strategy_defaults(report):
+def test_verdicts_and_findings_are_in_the_report(report):
+    results = json.loads((report / "results.json").read_text())
+    verdicts = {(v["metric"], v["other"]): v for v in results["verdicts"]}
+    assert set(verdicts) == {
+        (m, "clip@0.01") for m in ("final_quality", "best_quality", "modes", "hq_fraction")
+    }
+    final = verdicts["final_quality", "clip@0.01"]
+    assert final["baseline"] == "gp" and final["n_baseline"] == final["n_other"] == 2
+    assert final["outcome"] in ("better", "worse", "no difference")
+    claims = [(f["claim"], f["status"]) for f in results["findings"]]
+    assert len(claims) == 5
+    assert all(status in ("held", "did not hold", "not measurable") for _, status in claims)
+    markdown = (report / "report.md").read_text()
+    assert "## Verdicts" in markdown and "## Findings" in markdown
+    assert final["sentence"] in markdown
+    for finding in results["findings"]:
+        assert finding["detail"] in markdown
+
+
+def test_clip_runs_use_their_bound_and_the_strategy_defaults(report):
     import tomllib
 
-    configs = {n: tomllib.loads((report / "runs" / n / "config.toml").read_text()) for n in NAMES}
-    assert configs["clip@0.1"]["constraint_options"] == {"clip.c": 0.1}
-    assert configs["clip@0.01"]["constraint_options"] == {"clip.c": 0.01}
-    assert configs["clip@0.1"]["optimizer"] == "rmsprop"
-    assert configs["gp"]["optimizer"] == "adam"
-    assert configs["gp"]["constraint_options"] == {"gp.weight": 0.1}  # default on points
-    assert {c["seed"] for c in configs.values()} == {0}
+    configs = {n: tomllib.loads((report / "runs" / n / "config.toml").read_text()) for n in RUNS}
+    assert configs["clip@0.01__s1"]["constraint_options"] == {"clip.c": 0.01}
+    assert configs["clip@0.01__s0"]["optimizer"] == "rmsprop"
+    assert configs["gp__s0"]["optimizer"] == "adam"
+    assert configs["gp__s1"]["constraint_options"] == {"gp.weight": 0.1}  # default on points
+    assert [configs[n]["seed"] for n in RUNS] == [0, 1, 0, 1]
     assert {c["iters"] for c in configs.values()} == {6}
+
+
+def test_a_compare_run_folder_is_a_normal_run(report, tmp_path):
+    out = tmp_path / "samples.npy"
+    result = invoke("sample", str(report / "runs" / "gp__s1"), "--n", "16", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert np.load(out).shape == (16, 2)
 
 
 def test_html_parses_and_embeds_every_figure(report):
@@ -105,7 +142,7 @@ def test_html_parses_and_embeds_every_figure(report):
     }  # fmt: skip
     parser = Images()
     parser.feed((report / "report.html").read_text())
-    assert parser.tables == 1
+    assert parser.tables == 2  # strategies, then every run
     assert sorted(img["alt"] for img in parser.images) == sorted(Path(f).name for f in figures)
     for img in parser.images:
         assert img["src"].startswith("data:image/png;base64,")
@@ -114,7 +151,9 @@ def test_html_parses_and_embeds_every_figure(report):
         assert f"]({figure})" in markdown
         assert (report / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     for name in NAMES:
-        assert f"| {name} |" in markdown
+        assert f"| {name} | 2/2 ok |" in markdown  # the strategies' table
+        for seed in (0, 1):
+            assert f"| {name} | {seed} | ok |" in markdown  # every run
 
 
 def test_existing_report_folder_is_refused_without_overwrite(report):
@@ -134,12 +173,12 @@ def test_overwrite_refuses_a_folder_that_is_not_a_compare(tmp_path):
 
 def test_diagnose_draws_the_same_figures_for_one_run(report, tmp_path):
     out = tmp_path / "diag"
-    run = str(report / "runs" / "clip@0.01")
+    run = str(report / "runs" / "clip@0.01__s1")
     result = invoke("diagnose", run, "--out", str(out), "--threshold", "100")
     assert result.exit_code == 0, result.output
     diagnosed = json.loads((out / "results.json").read_text())
     compared = json.loads((report / "results.json").read_text())
-    row, same = diagnosed["strategies"]["clip@0.01"], compared["strategies"]["clip@0.01"]
+    row, same = diagnosed["runs"]["clip@0.01__s1"], compared["runs"]["clip@0.01__s1"]
     for key in (
         "final_quality", "best_quality", "lipschitz_estimate", "weights_at_bound",
         "steps_to_threshold", "grad_norm_interp_mean",
@@ -155,29 +194,29 @@ def test_diagnose_of_a_missing_run_is_one_line(tmp_path):
 
 
 def test_plan_expands_clipping_per_bound_and_refuses_bad_lists():
-    entries = comparing.plan("clip,gp", [0.1, 0.001])
+    entries = plan.plan("clip,gp", [0.1, 0.001])
     assert [(e.name, e.constraint, e.clip_value) for e in entries] == [
         ("clip@0.1", "clip", 0.1),
         ("clip@0.001", "clip", 0.001),
         ("gp", "gp", None),
     ]
-    assert [e.name for e in comparing.plan("clip,gp", None)] == ["clip", "gp"]
+    assert [e.name for e in plan.plan("clip,gp", None)] == ["clip", "gp"]
     with pytest.raises(ConfigError, match="unknown constraint 'gq'"):
-        comparing.plan("clip,gq", None)
+        plan.plan("clip,gq", None)
     with pytest.raises(ConfigError, match="twice"):
-        comparing.plan("gp,gp", None)
+        plan.plan("gp,gp", None)
     with pytest.raises(ConfigError, match="empty"):
-        comparing.plan("gp,,clip", None)
+        plan.plan("gp,,clip", None)
     with pytest.raises(ConfigError, match="> 0"):
-        comparing.plan("clip", [0.1, -1.0])
+        plan.plan("clip", [0.1, -1.0])
 
 
 def test_threshold_defaults_to_twice_the_w1_noise_floor():
     records = [{"step": 2, "quality/w1": 1.0, "quality/w1_floor": 0.09}]
-    assert comparing.threshold_for(records, "quality/w1", None) == pytest.approx(0.18, abs=1e-12)
-    assert comparing.threshold_for(records, "quality/w1", 0.5) == 0.5
-    assert comparing.threshold_for([{"quality/frechet": 3.0}], "quality/frechet", None) is None
-    assert comparing.quality_key([{"quality/js4": 1.0}, {"quality/frechet": 2.0}]) == (
+    assert examine.threshold_for(records, "quality/w1", None) == pytest.approx(0.18, abs=1e-12)
+    assert examine.threshold_for(records, "quality/w1", 0.5) == 0.5
+    assert examine.threshold_for([{"quality/frechet": 3.0}], "quality/frechet", None) is None
+    assert examine.quality_key([{"quality/js4": 1.0}, {"quality/frechet": 2.0}]) == (
         "quality/frechet"
     )
 
@@ -185,7 +224,7 @@ def test_threshold_defaults_to_twice_the_w1_noise_floor():
 def test_fixed_generator_is_real_data_plus_gaussian_noise():
     data = datasets.load("8gaussians")
     std = 0.5
-    fake = comparing.FixedGenerator(data, std, seed=0, device="cpu")(torch.zeros(40000, 2))
+    fake = critic_only.FixedGenerator(data, std, seed=0, device="cpu")(torch.zeros(40000, 2))
     # 8 centres at radius 2/1.414 evenly on a circle: per-coordinate variance r^2/2;
     # plus the mixture's own std and the added noise, all independent.
     radius, own = 2 / 1.414, 0.02 / 1.414
@@ -216,29 +255,93 @@ def test_critic_only_fits_critics_against_the_fixed_generator(tmp_path):
 def test_bad_compare_options_are_one_line_errors(tmp_path):
     for args, needle in (
         (["--jobs", "0"], "--jobs must be >= 1"),
+        (["--jobs", "2", "--threads", "4096"], "jobs x threads <= cores"),
         (["--constraints", "gp,nope"], "unknown constraint"),
         (["--iters", "0"], "--iters must be >= 1"),
         (["--clip-values", "a,b"], "comma-separated"),
+        (["--seeds", "two"], "neither a count"),
+        (["--seeds", "0,0"], "distinct seeds"),
+        (["--baseline", "sn"], "not one of the compared runs"),
+        (["--critic-only", "--seeds", "2"], "drop --seeds"),
+        (["--resume", str(tmp_path)], "no plan.json"),
+        (["--resume", str(tmp_path), "--iters", "5"], "--iters cannot change a saved compare"),
+        (["--resume", str(tmp_path), "--out", "y"], "--out cannot change a saved compare"),
     ):
-        result = CliRunner().invoke(app, ["compare", "--out", str(tmp_path / "x"), *args])
+        out = [] if "--resume" in args else ["--out", str(tmp_path / "x")]
+        result = CliRunner().invoke(app, ["compare", *out, *args])
         assert result.exit_code == 2, args
         assert "error:" in result.output and needle in result.output, (args, result.output)
         assert "Traceback" not in result.output
 
 
+def test_seeds_are_a_count_from_seed_or_a_list():
+    assert plan.parse_seeds("3", 0) == [0, 1, 2]
+    assert plan.parse_seeds("2", 5) == [5, 6]
+    assert plan.parse_seeds("0,3,7", 5) == [0, 3, 7]
+    assert plan.parse_seeds(None, 4) == [4]
+    with pytest.raises(ConfigError, match=">= 1"):
+        plan.parse_seeds("0", 0)
+
+
+WALL_CLOCK = {"seconds_per_step", "seconds_to_threshold", "peak_memory_mib", "command"}
+
+
+def without_wall_clock(value):
+    """results.json minus what depends on the machine's load and on how it was invoked."""
+    if isinstance(value, dict):
+        return {k: without_wall_clock(v) for k, v in value.items() if k not in WALL_CLOCK}
+    if isinstance(value, list):
+        return [without_wall_clock(v) for v in value]
+    return value
+
+
 @pytest.mark.slow
-def test_jobs_trains_in_worker_processes_with_the_same_numbers(tmp_path):
-    args = ["--constraints", "clip,gp", "--clip-values", "", *TINY]
-    one, two = tmp_path / "one", tmp_path / "two"
-    assert invoke("compare", "--out", str(one), *args).exit_code == 0
+def test_jobs_trains_in_worker_processes_with_the_same_numbers(report, tmp_path):
+    two = tmp_path / "two"
+    args = ["--constraints", "clip,gp", "--seeds", "2", "--threshold", "100", *TINY]
     assert invoke("compare", "--out", str(two), "--jobs", "2", *args).exit_code == 0
-    for name in ("clip", "gp"):
+    for name in RUNS:
         # same seed, same data, same budget: the deterministic metrics are identical
-        assert (one / "runs" / name / "metrics.jsonl").read_text() == (
+        assert (report / "runs" / name / "metrics.jsonl").read_text() == (
             two / "runs" / name / "metrics.jsonl"
         ).read_text()
-    rows = json.loads((two / "results.json").read_text())["strategies"]
+    one_results = json.loads((report / "results.json").read_text())
+    two_results = json.loads((two / "results.json").read_text())
+    assert without_wall_clock(two_results) == without_wall_clock(one_results)
+    rows = two_results["runs"]
     assert all(row["peak_memory_mib"] > 50 for row in rows.values())  # a child's ru_maxrss
+
+
+@pytest.mark.parametrize("jobs", ["1", pytest.param("2", marks=pytest.mark.slow)])
+def test_an_interrupted_compare_resumed_gives_the_same_results(report, tmp_path, monkeypatch, jobs):
+    import contextlib
+    import signal
+
+    from lipgan import cli
+
+    calls = []
+
+    @contextlib.contextmanager
+    def stop_after_a_few_checks():
+        # the engine (jobs 1) or the executor (jobs 2) asks once per iteration or poll
+        yield lambda: signal.SIGINT if len(calls.append(1) or calls) > 9 else None
+
+    out = tmp_path / "resumed"
+    args = ["--constraints", "clip,gp", "--seeds", "2", "--threshold", "100", *TINY]
+    with monkeypatch.context() as patch:
+        patch.setattr(cli, "_stop_on_signals", stop_after_a_few_checks)
+        stopped = CliRunner().invoke(app, ["compare", "--out", str(out), "--jobs", jobs, *args])
+    assert stopped.exit_code == 130, stopped.output
+    assert f"lipgan compare --resume {out}" in stopped.output
+    assert not (out / "results.json").exists()
+    outcomes = json.loads((out / "outcomes.json").read_text())
+    assert len([o for o in outcomes.values() if o["status"] == "ok"]) < len(RUNS)
+    resumed = invoke("compare", "--resume", str(out), "--jobs", jobs)
+    assert resumed.exit_code == 0, resumed.output
+    assert "reused" in resumed.output or jobs == "2"
+    uninterrupted = json.loads((report / "results.json").read_text())
+    again = json.loads((out / "results.json").read_text())
+    assert without_wall_clock(again) == without_wall_clock(uninterrupted)
 
 
 def test_tensorboard_without_the_package_names_the_install(monkeypatch, tmp_path):
@@ -280,7 +383,7 @@ def test_compare_tensorboard_writes_one_log_folder_per_strategy(tmp_path):
     out = tmp_path / "tb"
     args = ["--constraints", "gp,none", "--tensorboard", "--out", str(out), *TINY]
     assert invoke("compare", *args).exit_code == 0
-    for name in ("gp", "none"):
+    for name in ("gp__s0", "none__s0"):
         events = EventAccumulator(str(out / "tensorboard" / name))
         events.Reload()
         steps = [e.step for e in events.Scalars("wasserstein/estimate")]
@@ -306,4 +409,4 @@ def test_compare_accepts_every_registered_strategy(tmp_path):
     assert result.exit_code == 0, result.output
     strategies = json.loads((out / "results.json").read_text())["strategies"]
     assert set(strategies) == set(names)
-    assert {row["status"] for row in strategies.values()} == {"ok"}
+    assert all(row["status"] == {"ok": 1} for row in strategies.values())

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from lipgan import diagnostics, engine, runs
+from lipgan.batch_random import BatchRandom
 from lipgan.config import TrainConfig
 from lipgan.constraints.clipping import WeightClipping
 
@@ -98,7 +99,9 @@ def test_interpolate_grad_norms_of_a_linear_critic_are_the_norm_of_w():
     w = torch.tensor([0.6, -0.8, 2.0])
     real = torch.randn(64, 3, generator=torch.Generator().manual_seed(2))
     fake = torch.randn(64, 3, generator=torch.Generator().manual_seed(3))
-    norms = diagnostics.interpolate_grad_norms(Linear(w), real, fake, seed=0)
+    norms = diagnostics.interpolate_grad_norms(
+        Linear(w), real, fake, BatchRandom(torch.Generator().manual_seed(0))
+    )
     expected = torch.full((64,), float(w.norm()), dtype=torch.float64)
     torch.testing.assert_close(norms, expected, rtol=1e-5, atol=1e-6)
 

@@ -18,7 +18,7 @@ from lipgan.engine.measure import (
     EVAL_SEED_OFFSET,
     _eval_noise,
     draw_samples,
-    interpolate_grad_norms,
+    fresh_interpolate_grad_norms,
     measure,
     summarize,
 )
@@ -54,7 +54,7 @@ __all__ = [
     "distributed",
     "generator_update",
     "has_penalty",
-    "interpolate_grad_norms",
+    "fresh_interpolate_grad_norms",
     "measure",
     "one_step_update",
     "resolve",

@@ -7,8 +7,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from lipgan import constraints as registry
-from lipgan import distributed
+from lipgan import diagnostics, distributed
 from lipgan.batch_random import BatchRandom
 from lipgan.config import TrainConfig
 from lipgan.ema import evaluating
@@ -25,7 +24,7 @@ def _eval_noise(config: TrainConfig, family: str, device: torch.device) -> Tenso
     return torch.randn(config.eval_samples * sets, config.z_dim, generator=g).to(device)
 
 
-def interpolate_grad_norms(parts: Parts, n: int = 256) -> Tensor:
+def fresh_interpolate_grad_norms(parts: Parts, n: int = 256) -> Tensor:
     """||grad_x D(x_hat)|| on fresh interpolates from a side generator (no training RNG)."""
     config = parts.config
     side = BatchRandom(
@@ -35,9 +34,7 @@ def interpolate_grad_norms(parts: Parts, n: int = 256) -> Tensor:
     real = parts.data.draw(side, n)
     with torch.no_grad():
         fake = parts.generator(side.normal(n, config.z_dim)).to(real.dtype)
-    x_hat = registry.interpolate(real, fake, side)
-    _, grad = registry.input_gradient(parts.critic, x_hat, create_graph=False)
-    return registry.per_sample_norm(grad)
+    return diagnostics.interpolate_grad_norms(parts.critic, real, fake, side)
 
 
 def measure(parts: Parts, iteration: int, eval_z: Tensor) -> dict[str, float]:
@@ -56,7 +53,7 @@ def measure(parts: Parts, iteration: int, eval_z: Tensor) -> dict[str, float]:
     if parts.scaler_critic is not None:
         metrics["amp/skipped_steps"] = float(window[5])
     with evaluating(parts.generator, parts.critic):  # a measurement moves no state
-        norms = interpolate_grad_norms(parts)
+        norms = fresh_interpolate_grad_norms(parts)
     metrics["lipschitz/grad_norm_mean"] = float(norms.mean())
     metrics["lipschitz/grad_norm_std"] = float(norms.std())
     if parts.processes.is_main:  # only the main process writes metrics

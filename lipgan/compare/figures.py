@@ -1,0 +1,332 @@
+"""Every figure of a compare or diagnose report, drawn from the examined runs.
+
+The numbers come from ``lipgan.diagnostics`` (measurements of a critic) and the run
+folders; the sample-picture primitives (points over a value surface, saving a PNG
+atomically) are shared with training through ``lipgan.plots``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from torch import nn
+
+from lipgan.compare.examine import RunResult
+from lipgan.plots import _pyplot, draw_points, save_figure
+
+
+@dataclass(frozen=True)
+class Figure:
+    path: Path
+    title: str
+    caption: str
+
+
+Groups = Mapping[str, Sequence[RunResult]]
+"""Strategy name -> its runs, one per seed (one run for diagnose and critic-only)."""
+
+
+def draw_figures(groups: Groups, folder: Path, kind: str, title: str) -> list[Figure]:
+    """Every figure the report shows, as PNG files under ``folder``."""
+    return [
+        *_sample_figures(groups, folder, kind, title),
+        *_curve_figures(groups, folder, title),
+        *_critic_figures(groups, folder, title),
+    ]
+
+
+def _sample_figures(groups: Groups, folder: Path, kind: str, title: str) -> list[Figure]:
+    """The first seed of each strategy: its samples over its critic, or its sample picture."""
+    figures: list[Figure] = []
+    firsts = {name: runs[0] for name, runs in groups.items() if runs}
+    seeds = _first_seeds(groups)
+    panels = [(name, *r.panel) for name, r in firsts.items() if r.panel is not None]
+    if panels:
+        path = folder / ("value_surfaces.png" if kind == "critic-only" else "samples.png")
+        what = (
+            "Critic value surfaces trained to optimality against a fixed generator "
+            "(real data + Gaussian noise; green). Clipping learns an overly simple function; "
+            "a gradient penalty follows the data."
+            if kind == "critic-only"
+            else "Real (orange) and generated (green) samples over each critic's value surface"
+            f"{seeds}."
+        )
+        figure_points(path, panels, title)
+        figures.append(Figure(path, "Samples and critic value surface", what))
+    pictures = [
+        (name, r.last_sample)
+        for name, r in firsts.items()
+        if r.panel is None and r.last_sample is not None and r.last_sample.suffix == ".png"
+    ]
+    if pictures:
+        path = folder / "samples.png"
+        figure_images(path, pictures, title)
+        figures.append(Figure(path, "Samples", f"Each strategy's last sample picture{seeds}."))
+    return figures
+
+
+def _first_seeds(groups: Groups) -> str:
+    if all(len(runs) <= 1 for runs in groups.values()):
+        return ""
+    return " (each strategy's first seed)"
+
+
+CURVES = (
+    (
+        None,
+        "quality.png",
+        "log",
+        "Quality metric (lower is better) against generator step and wall-clock seconds: "
+        "the mean over seeds, the band from the lowest to the highest seed; dashed: the "
+        "threshold of the time-to-threshold columns.",
+    ),
+    (
+        "wasserstein/estimate",
+        "wasserstein.png",
+        "symlog",
+        "W estimate = -L_D (critic loss without penalty) over training, mean over seeds with "
+        "a min-max band; under clipping it is scaled by the critic's unknown Lipschitz "
+        "constant.",
+    ),
+)
+
+
+def _curve_figures(groups: Groups, folder: Path, title: str) -> list[Figure]:
+    figures: list[Figure] = []
+    for metric, name, scale, caption in CURVES:
+        by_step, by_time, label = {}, {}, metric
+        for strategy, runs in groups.items():
+            key = metric or next((r.row.get("quality_metric") for r in runs), None)
+            curves = [r.curves[key] for r in runs if key and key in r.curves]
+            if curves:
+                by_step[strategy], by_time[strategy] = seed_band(curves)
+                label = key
+        if by_step and label:
+            path = folder / name
+            threshold = None
+            if not metric:
+                rows = [r.row for runs in groups.values() for r in runs]
+                threshold = next((r.get("threshold") for r in rows), None)
+            figure_curves(path, by_step, by_time, label, title, scale, threshold)
+            figures.append(Figure(path, label, caption))
+    return figures
+
+
+Band = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+"""(x, mean, low, high)."""
+
+
+def seed_band(curves: Sequence[tuple[list[float], list[float], list[float]]]):
+    """Mean and min-max over seeds at the steps every seed logged, against step and
+    against seconds (each seed's own clock, averaged)."""
+    common = sorted(set.intersection(*(set(steps) for steps, _, _ in curves)))
+    seconds, values = [], []
+    for steps, secs, vals in curves:
+        where = {s: i for i, s in enumerate(steps)}
+        seconds.append([secs[where[s]] for s in common])
+        values.append([vals[where[s]] for s in common])
+    ys = np.asarray(values, dtype=float).reshape(len(curves), len(common))
+    with np.errstate(all="ignore"):
+        mean, low, high = np.nanmean(ys, 0), np.nanmin(ys, 0), np.nanmax(ys, 0)
+    steps = np.asarray(common, dtype=float)
+    clock = np.asarray(seconds, dtype=float).reshape(len(curves), len(common)).mean(0)
+    return (steps, mean, low, high), (clock, mean, low, high)
+
+
+def _critic_figures(groups: Groups, folder: Path, title: str) -> list[Figure]:
+    reports = {
+        name: [r.critic for r in runs if r.critic is not None] for name, runs in groups.items()
+    }
+    reports = {name: critics for name, critics in reports.items() if critics}
+    if not reports:
+        return []
+    several = any(len(critics) > 1 for critics in reports.values())
+    each = " Thin lines: each seed; thick: their mean." if several else ""
+    layers = folder / "layer_grad_norms.png"
+    figure_layer_norms(layers, {n: [c.layer_norms for c in cs] for n, cs in reports.items()}, title)
+    weights = folder / "weight_histograms.png"
+    figure_weight_histograms(
+        weights, {n: ([c.weights for c in cs], cs[0].clip_value) for n, cs in reports.items()},
+        title,
+    )  # fmt: skip
+    interp = folder / "interp_grad_norms.png"
+    figure_interp_norms(
+        interp, {n: np.concatenate([c.interp_norms for c in cs]) for n, cs in reports.items()},
+        title,
+    )  # fmt: skip
+    return [
+        Figure(
+            layers,
+            "Per-layer gradient norm (paper Fig. 1, left)",
+            "||dL_D/dW_k|| of the final critic per layer, log scale. Under clipping the norm "
+            "falls (small c) or grows (large c) geometrically with depth; a gradient penalty "
+            f"keeps it level.{each}",
+        ),
+        Figure(
+            weights,
+            "Critic weights (paper Fig. 1, right)",
+            "Histogram of every critic weight (log count); red lines at +-c. Clipped weights "
+            f"pile up at the bounds.{each}",
+        ),
+        Figure(
+            interp,
+            "||grad D|| on interpolates",
+            "Distribution of the critic's input-gradient norm on real-fake interpolates, all "
+            "seeds pooled (log scale); the gradient penalty pulls it to 1 (red).",
+        ),
+    ]
+
+
+# --- drawing ------------------------------------------------------------------------------
+
+
+def _grid(count: int, size: float = 3.6):
+    plt = _pyplot()
+    ncols = min(count, 4)
+    nrows = math.ceil(count / ncols)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(size * ncols, size * nrows), squeeze=False, layout="constrained"
+    )
+    for ax in axes.flat[count:]:
+        ax.axis("off")
+    return fig, list(axes.flat[:count])
+
+
+def figure_points(
+    path: Path,
+    panels: Sequence[tuple[str, np.ndarray, np.ndarray, nn.Module | None]],
+    title: str,
+) -> None:
+    """One panel per strategy: real and generated points over the critic's value surface."""
+    from matplotlib.ticker import FormatStrFormatter
+
+    fig, axes = _grid(len(panels), 4.6)
+    for ax, (name, real, fake, critic) in zip(axes, panels, strict=True):
+        draw_points(ax, real, fake, critic, name)
+    for bar in set(fig.axes) - set(axes):  # colorbars: no offset text over the titles
+        bar.yaxis.set_major_formatter(FormatStrFormatter("%.3g"))
+    fig.suptitle(title)
+    save_figure(fig, path)
+
+
+def figure_images(path: Path, panels: Sequence[tuple[str, Path]], title: str) -> None:
+    """One panel per strategy showing its last sample picture (images family)."""
+    plt = _pyplot()
+    fig, axes = _grid(len(panels), 4.0)
+    for ax, (name, picture) in zip(axes, panels, strict=True):
+        ax.imshow(plt.imread(picture), cmap="gray")
+        ax.set_title(name, fontsize=9)
+        ax.axis("off")
+    fig.suptitle(title)
+    save_figure(fig, path)
+
+
+def figure_curves(
+    path: Path,
+    by_step: Mapping[str, Band],
+    by_time: Mapping[str, Band],
+    ylabel: str,
+    title: str,
+    scale: str = "linear",
+    threshold: float | None = None,
+) -> None:
+    """The same metric against generator step (left) and wall-clock seconds (right): a
+    mean line per strategy with its min-max band over seeds.
+
+    ``scale`` is 'log' (positive metrics), 'symlog' (signed, e.g. the W estimate, which
+    spans decades across strategies) or 'linear'; ``threshold`` draws a dashed line.
+    """
+    plt = _pyplot()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, series, xlabel in ((left, by_step, "generator step"), (right, by_time, "seconds")):
+        for name, (xs, mean, low, high) in series.items():
+            (line,) = ax.plot(xs, mean, label=name, marker=".", markersize=3)
+            if np.any(high > low):
+                ax.fill_between(xs, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
+        if threshold is not None:
+            ax.axhline(threshold, color="gray", linestyle="--", linewidth=1, label="threshold")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        if scale == "symlog":
+            ax.set_yscale("symlog", linthresh=1e-2)
+        elif scale == "log":
+            ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+    left.legend(fontsize=8)
+    fig.suptitle(title)
+    save_figure(fig, path)
+
+
+def figure_layer_norms(
+    path: Path, norms: Mapping[str, Sequence[Sequence[float]]], title: str
+) -> None:
+    """log10 ||dL/dW_k|| against layer k (paper Fig. 1 left): per strategy a thin line per
+    seed and their mean (of the logs) on top."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name, per_seed in norms.items():
+        logs = np.log10(np.clip(np.asarray(per_seed, dtype=float), 1e-30, None))
+        layers = np.arange(1, logs.shape[1] + 1)
+        (line,) = ax.plot(layers, logs.mean(0), marker="o", label=name, linewidth=2)
+        if len(logs) > 1:
+            for seed_logs in logs:
+                ax.plot(layers, seed_logs, color=line.get_color(), linewidth=0.7, alpha=0.4)
+    ax.set_xlabel("critic layer (1 = input)")
+    ax.set_ylabel("log10 ||dL_D / dW||")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(title)
+    save_figure(fig, path)
+
+
+def figure_weight_histograms(
+    path: Path, weights: Mapping[str, tuple[Sequence[np.ndarray], float | None]], title: str
+) -> None:
+    """Histogram of every critic weight per strategy, +-c marked (paper Fig. 1 right):
+    one thin outline per seed on shared bins, their mean count filled on top."""
+    fig, axes = _grid(len(weights), 3.4)
+    for ax, (name, (per_seed, c)) in zip(axes, weights.items(), strict=True):
+        finite = [v[np.isfinite(v)] for v in per_seed]
+        pooled = np.concatenate(finite) if finite else np.zeros(0)
+        if len(pooled):
+            edges = np.histogram_bin_edges(pooled, bins=60)
+            counts = np.asarray([np.histogram(v, bins=edges)[0] for v in finite], dtype=float)
+            ax.stairs(counts.mean(0), edges, fill=True, color="tab:blue", alpha=0.8)
+            if len(counts) > 1:
+                for seed_counts in counts:
+                    ax.stairs(seed_counts, edges, color="black", linewidth=0.5, alpha=0.5)
+        if c is not None:
+            for bound in (-c, c):
+                ax.axvline(bound, color="tab:red", linestyle="--", linewidth=1)
+        ax.set_yscale("log")
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("weight")
+    fig.suptitle(title)
+    save_figure(fig, path)
+
+
+def figure_interp_norms(path: Path, norms: Mapping[str, np.ndarray], title: str) -> None:
+    """Distribution of ||grad D(x_hat)|| on interpolates, log scale, 1 marked."""
+    plt = _pyplot()
+    names = list(norms)
+    fig, ax = plt.subplots(figsize=(7, 0.5 * len(names) + 1.8))
+    data = [np.clip(norms[n][np.isfinite(norms[n])], 1e-30, None) for n in names]
+    import matplotlib
+
+    horizontal = (
+        {"orientation": "horizontal"}
+        if tuple(int(v) for v in matplotlib.__version__.split(".")[:2]) >= (3, 10)
+        else {"vert": False}  # before 3.10 ('vert' is deprecated from 3.11)
+    )
+    ax.boxplot(data, showfliers=True, flierprops={"markersize": 2}, **horizontal)
+    ax.set_yticks(range(1, len(names) + 1), names)
+    ax.set_xscale("log")
+    ax.axvline(1.0, color="tab:red", linestyle="--", linewidth=1, label="norm 1")
+    ax.set_xlabel("||grad_x D(x_hat)|| on interpolates")
+    ax.legend(fontsize=8)
+    ax.set_title(title)
+    save_figure(fig, path)

@@ -1,0 +1,141 @@
+"""Pairwise verdicts against a baseline, as sentences that claim what the interval supports.
+
+A strategy "beats" another only when Welch's test gives p < 0.05 (and so the 95% interval
+of the difference excludes 0); otherwise the sentence says there is no detectable
+difference at that many seeds, with the interval that shows how large a difference could
+still hide there. With one seed no verdict is possible and the sentence says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from lipgan.compare.stats import Difference, difference, finite
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A number compared between strategies."""
+
+    key: str
+    """Key of the per-run row."""
+    label: str
+    """As written in sentences: 'final W1'."""
+    lower_is_better: bool
+
+
+QUALITY_LABELS = {"quality/w1": "W1", "quality/frechet": "Fréchet", "quality/js4": "JS4"}
+
+
+def verdict_metrics(quality_metric: str | None, has_modes: bool) -> list[Metric]:
+    """What the verdicts compare: final and best quality, and on mixtures modes and hq."""
+    short = QUALITY_LABELS.get(quality_metric or "", "quality")
+    metrics = [
+        Metric("final_quality", f"final {short}", True),
+        Metric("best_quality", f"best {short}", True),
+    ]
+    if has_modes:
+        metrics += [
+            Metric("modes", "modes covered", False),
+            Metric("hq_fraction", "high-quality fraction", False),
+        ]
+    return metrics
+
+
+def number(value: float) -> str:
+    """Two significant digits, no exponent for ordinary magnitudes."""
+    if value == 0:
+        return "0"
+    if abs(value) >= 100:
+        return f"{value:.0f}"
+    return f"{value:.2g}" if abs(value) >= 1e-4 else f"{value:.1e}"
+
+
+def p_text(p: float) -> str:
+    return "p < 0.001" if p < 0.001 else f"p = {p:.2g}" if p < 0.1 else f"p = {p:.2f}"
+
+
+def _interval(low: float, high: float) -> str:
+    joiner = "-" if low >= 0 and high >= 0 else " to "
+    return f"{number(low)}{joiner}{number(high)}"
+
+
+def _seeds(n_a: int, n_b: int) -> str:
+    return f"{n_a} seeds" if n_a == n_b else f"{n_a} and {n_b} seeds"
+
+
+def sentence(metric: Metric, baseline: str, other: str, result: Difference | None, n: int) -> str:
+    """One verdict in words; ``n`` is the smaller seed count when ``result`` is None."""
+    if result is None:
+        return (
+            f"no verdict is possible between {baseline} and {other} on {metric.label}: {n} "
+            "seed(s) with a value on one side, and a verdict needs at least 2 each (--seeds)"
+        )
+    seeds = _seeds(result.n_baseline, result.n_other)
+    if result.test == "permutation" and result.diff == 0:
+        return (
+            f"no detectable difference between {baseline} and {other} on {metric.label} at "
+            f"{seeds} (every seed gave {number(result.mean_baseline)} on both sides)"
+        )
+    if result.test == "permutation":  # no spread at all: the interval is the point itself
+        test = f"no spread over seeds, exact permutation {p_text(result.p)}"
+    else:
+        test = f"95% CI {{ci}}, {p_text(result.p)}"
+    if not result.significant:
+        low, high = result.ci95
+        test = test.replace("{ci}", _interval(low, high))
+        return (
+            f"no detectable difference between {baseline} and {other} on {metric.label} at "
+            f"{seeds} ({other} - {baseline}: {number(result.diff)}, {test})"
+        )
+    # The winner's advantage, positive, with its interval in the same orientation.
+    other_better = (result.diff < 0) == metric.lower_is_better
+    winner, loser = (other, baseline) if other_better else (baseline, other)
+    sign = -1 if other_better == metric.lower_is_better else 1
+    low, high = sorted((sign * result.ci95[0], sign * result.ci95[1]))
+    test = test.replace("{ci}", _interval(low, high))
+    return (
+        f"{winner} beats {loser} on {metric.label} by {number(abs(result.diff))} ({test}, {seeds})"
+    )
+
+
+def pairwise(
+    baseline: str,
+    others: Sequence[str],
+    values: dict[str, dict[str, list[float | None]]],
+    metrics: Sequence[Metric],
+) -> list[dict[str, Any]]:
+    """Every (metric, other) verdict against ``baseline``; ``values[name][key]`` per seed."""
+    verdicts = []
+    for metric in metrics:
+        for other in others:
+            a, b = values[baseline].get(metric.key, []), values[other].get(metric.key, [])
+            if not finite(a) and not finite(b):
+                continue  # the metric does not exist for this data
+            result = difference(a, b)
+            n = min(len(finite(a)), len(finite(b)))
+            verdicts.append(
+                {
+                    "metric": metric.key,
+                    "label": metric.label,
+                    "baseline": baseline,
+                    "other": other,
+                    "lower_is_better": metric.lower_is_better,
+                    "outcome": _outcome(metric, result),
+                    **(result.to_dict() if result is not None else {"n": n}),
+                    "sentence": sentence(metric, baseline, other, result, n),
+                }
+            )
+    return verdicts
+
+
+def _outcome(metric: Metric, result: Difference | None) -> str:
+    """From the baseline's side: 'better', 'worse', 'no difference' or 'no verdict'."""
+    if result is None:
+        return "no verdict"
+    if not result.significant:
+        return "no difference"
+    other_better = (result.diff < 0) == metric.lower_is_better
+    return "worse" if other_better else "better"
