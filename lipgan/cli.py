@@ -107,34 +107,21 @@ OPTION_HELP = "A strategy parameter STRATEGY.PARAM=VALUE (repeatable); wins over
 CONFIG_HELP = "TOML config; options given here override it."
 RESUME_HELP = "Continue the run in this folder from its last checkpoint."
 
-Constraint = Annotated[
-    str | None,
-    typer.Option("--constraint", "-c", help=_help("constraint")),
-]
-Data = Annotated[
-    str | None,
-    typer.Option("--data", "-d", help=_help("data")),
-]
+Constraint = Annotated[str | None, typer.Option("--constraint", "-c", help=_help("constraint"))]
+Data = Annotated[str | None, typer.Option("--data", "-d", help=_help("data"))]
 Iters = Annotated[int | None, typer.Option(help=_help("iters"))]
 Seed = Annotated[int | None, typer.Option(help=_help("seed"))]
 TensorBoard = Annotated[
-    bool,
-    typer.Option(help="Also log to TensorBoard (needs: pip install lipgan[tensorboard])."),
+    bool, typer.Option(help="Also log to TensorBoard (needs: pip install lipgan[tensorboard]).")
 ]
 NCritic = Annotated[int | None, typer.Option(help=_help("n_critic"))]
 BatchSize = Annotated[int | None, typer.Option(help=_help("batch_size"))]
 Hidden = Annotated[int | None, typer.Option(help=_help("hidden"))]
-CriticLayers = Annotated[
-    int | None,
-    typer.Option(help=_help("critic_layers")),
-]
+CriticLayers = Annotated[int | None, typer.Option(help=_help("critic_layers"))]
 GeneratorLayers = Annotated[int | None, typer.Option(help=_help("generator_layers"))]
 LogEvery = Annotated[int | None, typer.Option(help=_help("log_every"))]
 EvalSamples = Annotated[int | None, typer.Option(help=_help("eval_samples"))]
-EvalSets = Annotated[
-    int | None,
-    typer.Option(help=_help("eval_sets")),
-]
+EvalSets = Annotated[int | None, typer.Option(help=_help("eval_sets"))]
 Device = Annotated[str | None, typer.Option(help=_help("device"))]
 
 
@@ -256,8 +243,7 @@ def sample(
     n: Annotated[int, typer.Option("--n", help="Number of samples.")] = 512,
     seed: Annotated[int, typer.Option(help="Seed of the noise; same seed, same samples.")] = 0,
     out: Annotated[
-        Path,
-        typer.Option(help="Output: .png picture, .npy raw array, .txt for text runs."),
+        Path, typer.Option(help="Output: .png picture, .npy raw array, .txt for text runs.")
     ] = Path("samples.png"),
 ) -> None:
     """Draw samples from a trained run (no other flags needed)."""
@@ -312,8 +298,7 @@ def data_kinds() -> None:
 def compare(
     ctx: typer.Context,
     constraints: Annotated[
-        str,
-        typer.Option(help="Strategies to compare, comma-separated ('+' chains one)."),
+        str, typer.Option(help="Strategies to compare, comma-separated ('+' chains one).")
     ] = "clip,gp,gp-one-sided,fd,none",
     data: Data = None,
     iters: Iters = None,
@@ -356,16 +341,14 @@ def compare(
         int | None, typer.Option(help="torch CPU threads per run [all cores / jobs].")
     ] = None,
     critic_only: Annotated[
-        bool,
-        typer.Option(help="Fit only critics against real data + noise (paper Fig. 2)."),
+        bool, typer.Option(help="Fit only critics against real data + noise (paper Fig. 2).")
     ] = False,
     noise_std: Annotated[
         float, typer.Option(help="Critic-only: std of the noise added to real data.")
     ] = 1.0,
     tensorboard: TensorBoard = False,
     out: Annotated[
-        Path | None,
-        typer.Option(help="Report folder [reports/compare__<data>__s<seed>__<time>]."),
+        Path | None, typer.Option(help="Report folder [reports/compare__<data>__s<seed>__<time>].")
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing report folder.")] = False,
 ) -> None:
@@ -414,8 +397,7 @@ def diagnose(
     run: Annotated[Path, typer.Argument(help="A run folder written by `lipgan train`.")],
     out: Annotated[Path | None, typer.Option(help="Output folder [RUN/diagnostics].")] = None,
     threshold: Annotated[
-        float | None,
-        typer.Option(help="Quality threshold for steps/seconds to reach it."),
+        float | None, typer.Option(help="Quality threshold for steps/seconds to reach it.")
     ] = None,
 ) -> None:
     """Draw the compare's figures and table for one finished run."""
