@@ -317,7 +317,7 @@ def test_an_interrupted_compare_resumed_gives_the_same_results(report, tmp_path,
     import contextlib
     import signal
 
-    from lipgan import cli
+    from lipgan import callbacks
 
     calls = []
 
@@ -329,7 +329,7 @@ def test_an_interrupted_compare_resumed_gives_the_same_results(report, tmp_path,
     out = tmp_path / "resumed"
     args = ["--constraints", "clip,gp", "--seeds", "2", "--threshold", "100", *TINY]
     with monkeypatch.context() as patch:
-        patch.setattr(cli, "_stop_on_signals", stop_after_a_few_checks)
+        patch.setattr(callbacks, "StopOnSignals", stop_after_a_few_checks)
         stopped = CliRunner().invoke(app, ["compare", "--out", str(out), "--jobs", jobs, *args])
     assert stopped.exit_code == 130, stopped.output
     assert f"lipgan compare --resume {out}" in stopped.output
