@@ -78,6 +78,8 @@ def test_results_json_holds_every_strategy_over_its_seeds_and_every_run(report):
         assert row["best_quality"] == min(m["quality/w1"] for m in metrics)
         assert row["hq_fraction"] == metrics[-1]["quality/hq_fraction"]
         assert row["steps_to_threshold"] == 2  # --threshold 100: the first log step
+        # the certified bound is an upper bound, the estimate a lower one
+        assert row["lipschitz_certified"] >= row["lipschitz_estimate"] * (1 - 1e-6)
     for name, summary in results["strategies"].items():
         runs = [results["runs"][f"{name}__s{seed}"] for seed in (0, 1)]
         final = summary["final_quality"]

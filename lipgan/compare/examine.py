@@ -128,6 +128,8 @@ def examine_run(
             grad_norm_interp_mean=numbers["grad_norm_interp_mean"],
             grad_norm_interp_std=numbers["grad_norm_interp_std"],
             lipschitz_estimate=numbers["lipschitz_estimate"],
+            lipschitz_certified=numbers.get("lipschitz_certified"),
+            lipschitz_max_grad_norm=numbers.get("lipschitz_max_grad_norm"),
             weights_at_bound=numbers["weights_at_bound"],
         )
     samples = sorted(folder.samples.glob("step_*.*")) if folder.samples.exists() else []

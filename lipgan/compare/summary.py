@@ -19,11 +19,13 @@ SPREAD_KEYS = (
     "seconds_to_threshold",
     "grad_norm_interp_mean",
     "lipschitz_estimate",
+    "lipschitz_certified",
+    "lipschitz_max_grad_norm",
     "weights_at_bound",
     "peak_memory_mib",
     "final_w_estimate",
 )
-OPTIONAL = ("modes", "hq_fraction", "weights_at_bound")
+OPTIONAL = ("modes", "hq_fraction", "weights_at_bound", "lipschitz_certified")
 """Left out of a strategy's row when no seed has them (no mixture data, no clipping)."""
 WALL_CLOCK = ("seconds_per_step", "seconds_to_threshold", "peak_memory_mib")
 """Numbers that depend on the machine and its load, not on the seed."""

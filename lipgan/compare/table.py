@@ -173,6 +173,10 @@ SUMMARY_COLUMNS = (
         "lipschitz_estimate", "Lip. est.", _stat("lipschitz_estimate", ".3g"),
         "max |D(x)-D(y)|/||x-y|| over sampled pairs (a lower bound), over seeds",
     ),
+    Column(
+        "lipschitz_certified", "cert. bound", _stat("lipschitz_certified", ".3g"),
+        "certified upper bound on the Lipschitz constant (product of layer norms), over seeds",
+    ),
     Column("weights_at_bound", "w at ±c", _percent_mean, TRAIN_COLUMNS[9].help),
     Column(
         "peak_memory_mib", "peak MiB", _stat("peak_memory_mib", ".0f"), "peak resident memory"
