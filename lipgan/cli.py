@@ -164,6 +164,7 @@ def train(
     generator_lr: Annotated[float | None, _opt("generator_lr")] = None,
     betas: Annotated[str | None, _opt("betas")] = None,
     optimizer: Annotated[str | None, _opt("optimizer")] = None,
+    lr_decay: Annotated[str | None, _opt("lr_decay")] = None,
     penalty_weight: Annotated[float | None, typer.Option("--lambda", help=LAMBDA_HELP)] = None,
     clip_value: Annotated[float | None, typer.Option("--clip", help=CLIP_HELP)] = None,
     option: Annotated[list[str] | None, typer.Option("--option", "-o", help=OPTION_HELP)] = None,

@@ -64,6 +64,9 @@ class TrainConfig:
     """Generator learning rate; set it apart from lr for TTUR."""
     betas: tuple[float, float] | None = None
     """Adam betas."""
+    lr_decay: str = "constant"
+    """Learning-rate schedule over the run: 'constant', 'linear' (to 0 at the last
+    iteration) or 'cosine' (half a cosine to 0); both networks, rollback halving kept."""
     constraint_options: dict[str, float] = field(default_factory=dict)
     """The strategy's parameters as 'strategy.param' = value ('gp.weight', 'clip.c',
     'sn.power_iterations'); unset ones take the strategy's defaults."""
@@ -292,6 +295,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "device": ("auto", "cpu", "cuda"),
     "precision": ("fp32", "bf16", "fp16"),
     "on_nan": ("stop", "rollback"),
+    "lr_decay": ("constant", "linear", "cosine"),
 }
 
 # (minimum, inclusive?) for numeric options; checked when the value is not None.

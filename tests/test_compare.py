@@ -140,7 +140,7 @@ def test_html_parses_and_embeds_every_figure(report):
     figures = results["figures"]
     assert {Path(f).name for f in figures} == {
         "samples.png", "quality.png", "wasserstein.png", "layer_grad_norms.png",
-        "weight_histograms.png", "interp_grad_norms.png",
+        "weight_histograms.png", "interp_grad_norms.png", "lipschitz_gap.png",
     }  # fmt: skip
     parser = Images()
     parser.feed((report / "report.html").read_text())
@@ -186,7 +186,17 @@ def test_diagnose_draws_the_same_figures_for_one_run(report, tmp_path):
         "steps_to_threshold", "grad_norm_interp_mean",
     ):  # fmt: skip
         assert row[key] == same[key], key
-    assert len(diagnosed["figures"]) == 6
+    assert len(diagnosed["figures"]) == 7
+
+
+def test_the_certified_bound_is_never_below_the_gradient_found(report):
+    # The gap figure draws [largest gradient found, certified bound]: a product of layer
+    # norms bounds every input gradient, so the bar can never be upside down.
+    runs = json.loads((report / "results.json").read_text())["runs"]
+    pairs = [(r["lipschitz_certified"], r["lipschitz_max_grad_norm"]) for r in runs.values()]
+    assert len(pairs) == len(RUNS)
+    for certified, found in pairs:
+        assert 0 < found <= certified * (1 + 1e-5)
 
 
 def test_diagnose_of_a_missing_run_is_one_line(tmp_path):

@@ -10,6 +10,7 @@ the penalty's interpolation weights) from an identically seeded generator.
 from __future__ import annotations
 
 import copy
+import math
 
 import pytest
 import torch
@@ -177,3 +178,57 @@ def test_a_warm_run_takes_the_warmup_critic_steps(tmp_path):
 
     train_run(tmp_path / "warm", constraint="clip", iters=2, log_every=2, critic_warmup=True)
     assert last_state(tmp_path / "warm")["critic_steps"] == 200
+
+
+@pytest.mark.parametrize(
+    ("decay", "expected"),
+    [
+        ("constant", [1.0, 1.0, 1.0, 1.0]),
+        ("linear", [1.0, 0.75, 0.5, 0.25]),
+        (
+            "cosine",
+            [1.0, 0.5 * (1 + math.cos(math.pi / 4)), 0.5, 0.5 * (1 - math.cos(math.pi / 4))],
+        ),
+    ],
+)
+def test_lr_factor_follows_its_schedule(decay: str, expected: list[float]) -> None:
+    from lipgan.engine.updates import lr_factor
+
+    config = TrainConfig(iters=8, lr_decay=decay)
+    assert_close([lr_factor(config, i) for i in (0, 2, 4, 6)], expected, rtol=1e-12, atol=0)
+
+
+def test_linear_decay_sets_both_optimisers_before_each_iteration() -> None:
+    parts = make_parts(constraint="gp", lr=1e-4, generator_lr=3e-4, lr_decay="linear", iters=4)
+    rates = []
+    for iteration in range(4):
+        engine.train_iteration(parts, iteration)
+        rates.append(
+            (parts.opt_critic.param_groups[0]["lr"], parts.opt_generator.param_groups[0]["lr"])
+        )
+    assert_close(rates, [(1e-4 * f, 3e-4 * f) for f in (1.0, 0.75, 0.5, 0.25)], rtol=1e-12, atol=0)
+
+
+def test_decay_keeps_the_rollback_halving() -> None:
+    from lipgan.engine.state import _set_lr_scale
+
+    parts = make_parts(constraint="gp", lr=1e-4, lr_decay="linear", iters=4)
+    _set_lr_scale(parts, 0.5)  # what a rollback does
+    engine.train_iteration(parts, 2)
+    assert_close(parts.opt_critic.param_groups[0]["lr"], 1e-4 * 0.5 * 0.5, rtol=1e-12, atol=0)
+
+
+def test_a_decayed_run_resumes_exactly(tmp_path) -> None:
+    from runkit import last_state, parameters, resume_run, stop_after, train_run
+
+    train_run(tmp_path / "a", iters=12, lr_decay="cosine")
+    with pytest.raises(engine.Interrupted):
+        train_run(tmp_path / "b", should_stop=stop_after(5), iters=12, lr_decay="cosine")
+    resume_run(tmp_path / "b")
+    a, b = parameters(last_state(tmp_path / "a")), parameters(last_state(tmp_path / "b"))
+    for name in a:
+        torch.testing.assert_close(b[name], a[name], rtol=0, atol=0, msg=name)
+    # and the decay did change the trajectory
+    train_run(tmp_path / "c", iters=12)
+    c = parameters(last_state(tmp_path / "c"))
+    assert any(not torch.equal(a[name], c[name]) for name in a)

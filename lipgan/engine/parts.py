@@ -55,6 +55,8 @@ class Parts:
     critic_batch_stats: bool = False
     """The critic normalises with batch statistics: score real and fake together always."""
     critic_steps: int = 0
+    lr_scale: float = 1.0
+    """The rollbacks' learning-rate factor (halved per rollback); the decay multiplies it."""
     window: Tensor = field(default_factory=lambda: torch.zeros(WINDOW))
     """Sums since the last log over applied steps: critic loss, penalty, generator loss,
     critic steps, generator steps; and steps the fp16 scaler skipped."""

@@ -80,8 +80,14 @@ def restore(parts: Parts, state: dict[str, Any], path: Path) -> None:
 
 
 def _set_lr_scale(parts: Parts, scale: float) -> None:
+    parts.lr_scale = scale
+    set_lr(parts, scale)
+
+
+def set_lr(parts: Parts, factor: float) -> None:
+    """Both optimisers at their configured learning rate times ``factor``."""
     config = parts.config
     for group in parts.opt_critic.param_groups:
-        group["lr"] = config.lr * scale
+        group["lr"] = config.lr * factor
     for group in parts.opt_generator.param_groups:
-        group["lr"] = config.generator_lr * scale
+        group["lr"] = config.generator_lr * factor

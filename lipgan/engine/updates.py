@@ -11,6 +11,7 @@ both with a single loss and one backward (docs/schedules.md).
 from __future__ import annotations
 
 import contextlib
+import math
 
 import torch
 from torch import Tensor, nn
@@ -18,6 +19,7 @@ from torch import Tensor, nn
 from lipgan.config import TrainConfig
 from lipgan.constraints.base import CriticBatch
 from lipgan.engine.parts import Parts
+from lipgan.engine.state import set_lr
 
 WARMUP_CRITIC_STEPS = 100
 """The WGAN reference code's warm-up (``--critic-warmup``): this many critic steps for the
@@ -31,8 +33,22 @@ def critic_steps(config: TrainConfig, iteration: int) -> int:
     return WARMUP_CRITIC_STEPS if config.critic_warmup and warm else config.n_critic
 
 
+def lr_factor(config: TrainConfig, iteration: int) -> float:
+    """The decay's learning-rate factor for generator iteration ``iteration`` (0-based):
+    1 at the first, falling towards 0 at ``config.iters`` (a pure function of the
+    iteration, so a resumed run follows the same schedule with no extra state)."""
+    progress = min(iteration / config.iters, 1.0)
+    if config.lr_decay == "linear":
+        return 1.0 - progress
+    if config.lr_decay == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+    return 1.0
+
+
 def train_iteration(parts: Parts, iteration: int) -> None:
     """Generator iteration ``iteration`` (0-based) under the configured schedule."""
+    if parts.config.lr_decay != "constant":
+        set_lr(parts, parts.lr_scale * lr_factor(parts.config, iteration))
     if parts.config.schedule == "one-step":
         one_step_update(parts)
     else:
