@@ -46,7 +46,7 @@ def max_difference(a, b, net):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("constraint", ["gp", "clip"])
+@pytest.mark.parametrize("constraint", ["gp", "clip", "gn", "orthogonal", "alr"])
 def test_torchrun_two_processes_make_exactly_the_updates_of_one(tmp_path, constraint):
     script = tmp_path / "lipgan64.py"
     script.write_text(FLOAT64_MAIN)

@@ -42,3 +42,15 @@ def test_compile_says_what_runs_eager_and_matches_eager(tmp_path):
     for a, b in zip(eager, compiled, strict=True):
         for key in ("loss/critic", "loss/penalty", "loss/generator", "quality/w1"):
             assert b[key] == pytest.approx(a[key], rel=1e-3, abs=1e-5)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("constraint", ["gn", "orthogonal", "alr"])
+def test_compile_matches_eager_for_the_strategies_that_change_the_critic(tmp_path, constraint):
+    # gn wraps the critic's forward in its own input gradient, orthogonal rebuilds its
+    # layers, alr searches a direction: each must survive torch.compile unchanged.
+    eager, _ = run(tmp_path, "eager", constraint=constraint)
+    compiled, _ = run(tmp_path, "compiled", constraint=constraint, compile=True)
+    for a, b in zip(eager, compiled, strict=True):
+        for key in ("loss/critic", "loss/generator", "quality/w1"):
+            assert b[key] == pytest.approx(a[key], rel=1e-3, abs=1e-5), key
