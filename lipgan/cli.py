@@ -105,6 +105,10 @@ CLIP_HELP = (
 )
 OPTION_HELP = "A strategy parameter STRATEGY.PARAM=VALUE (repeatable); wins over --lambda."
 CONFIG_HELP = "TOML config; options given here override it."
+COMPARE_CONFIG_HELP = (
+    "TOML of shared settings (lr, lr_decay, precision ...); its strategy options reach the "
+    "strategies they name; options given here override it."
+)
 RESUME_HELP = "Continue the run in this folder from its last checkpoint."
 
 Constraint = Annotated[str | None, typer.Option("--constraint", "-c", help=_help("constraint"))]
@@ -352,6 +356,7 @@ def compare(
         Path | None, typer.Option(help="Report folder [reports/compare__<data>__s<seed>__<time>].")
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing report folder.")] = False,
+    config: Annotated[Path | None, typer.Option("--config", help=COMPARE_CONFIG_HELP)] = None,
 ) -> None:
     """Train several strategies on the same seeds, data and budget; write a report."""
     given = dict(locals())
@@ -365,7 +370,7 @@ def compare(
         setup = plan.resume_setup(resume, jobs if _given(ctx, "jobs") else None, threads)
     else:
         fields = set(TrainConfig.__dataclass_fields__) - {"out"}  # --out is the report folder
-        base = runs.build_config(None, {k: v for k, v in given.items() if k in fields})
+        base = runs.build_config(config, {k: v for k, v in given.items() if k in fields})
         setup = plan.setup(
             base, plan.plan(constraints, _floats(clip_values, "--clip-values")), out,
             overwrite=overwrite, seeds=plan.parse_seeds(seeds, base.seed), parallel=jobs,

@@ -422,3 +422,36 @@ def test_compare_accepts_every_registered_strategy(tmp_path):
     strategies = json.loads((out / "results.json").read_text())["strategies"]
     assert set(strategies) == set(names)
     assert all(row["status"] == {"ok": 1} for row in strategies.values())
+
+
+def test_compare_config_file_sets_shared_settings_and_each_strategy_gets_its_options(tmp_path):
+    import tomllib
+
+    config = tmp_path / "shared.toml"
+    config.write_text('lr_decay = "linear"\nlr = 0.0003\n[constraint_options]\n"gp.weight" = 1.0\n')
+    out = tmp_path / "report"
+    result = invoke(
+        "compare", "--constraints", "fd,gp", "--config", str(config), "--out", str(out), *TINY
+    )
+    assert result.exit_code == 0, result.output
+    saved = {
+        n: tomllib.loads((out / "runs" / n / "config.toml").read_text())
+        for n in ("fd__s0", "gp__s0")
+    }
+    assert {c["lr_decay"] for c in saved.values()} == {"linear"}
+    assert {c["lr"] for c in saved.values()} == {0.0003}
+    assert saved["gp__s0"]["constraint_options"] == {"gp.weight": 1.0}
+    assert "gp.weight" not in saved["fd__s0"]["constraint_options"]
+
+
+def test_compare_config_option_for_no_compared_strategy_is_one_line(tmp_path):
+    config = tmp_path / "shared.toml"
+    config.write_text('constraint = "gp"\n[constraint_options]\n"gp.weight" = 1.0\n')
+    result = CliRunner().invoke(
+        app, ["compare", "--constraints", "fd,none", "--config", str(config),
+              "--out", str(tmp_path / "r"), *TINY],
+    )  # fmt: skip
+    assert result.exit_code == 2
+    assert "'gp.weight' applies to none of the compared strategies" in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "r").exists()

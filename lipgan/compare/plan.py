@@ -214,6 +214,13 @@ def _check(compare: CompareSetup) -> None:
         raise ConfigError(f"--threshold must be > 0, got {threshold:g}")
     if not (math.isfinite(compare.noise_std) and compare.noise_std > 0):
         raise ConfigError(f"--noise-std must be > 0, got {compare.noise_std:g}")
+    parts = {part for e in compare.entries for part in e.constraint.split("+")}
+    unused = [k for k in compare.base.constraint_options if k.partition(".")[0] not in parts]
+    if unused:
+        raise ConfigError(
+            f"strategy option {unused[0]!r} applies to none of the compared strategies; "
+            "drop it from the config or add its strategy to --constraints"
+        )
     names = [e.name for e in compare.entries]
     if compare.baseline is not None and compare.baseline not in names:
         raise ConfigError(
@@ -255,11 +262,15 @@ def _job(compare: CompareSetup, entry: Entry, seed: int, config: TrainConfig, re
 
 
 def entry_config(base: TrainConfig, entry: Entry, seed: int, out: Path) -> TrainConfig:
+    """One run's config: the shared base, the entry's strategy, the base's options for the
+    strategies this entry has (a config file's 'gp.weight' reaches gp and gp+sn only)."""
     options = fold_shorthands(entry.constraint, clip_value=entry.clip_value)
+    parts = set(entry.constraint.split("+"))
+    shared = {k: v for k, v in base.constraint_options.items() if k.partition(".")[0] in parts}
     return replace(
         base,
         constraint=entry.constraint,
-        constraint_options={**base.constraint_options, **options},
+        constraint_options={**shared, **options},
         seed=seed,
         out=str(out / "runs" / run_name(entry, seed)),
     )
