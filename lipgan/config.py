@@ -40,10 +40,11 @@ class TrainConfig:
     """Seed for every random draw (data order, noise, interpolation)."""
 
     # budget and schedule
-    iters: int = 1000
-    """Generator iterations."""
+    iters: int | None = None
+    """Generator iterations (default 2000 on 2-D points, 1000 on images and text)."""
     n_critic: int | None = None
-    """Critic updates per generator update (default 5; 1 for the one-step schedule)."""
+    """Critic updates per generator update (default: the strategy's recommendation, 5, or 3
+    for Adam strategies on 2-D points; 1 for the one-step schedule)."""
     batch_size: int | None = None
     """Samples per step, across all processes (default 256; 64 for text, as the paper)."""
     schedule: str = "alternating"
@@ -64,9 +65,10 @@ class TrainConfig:
     """Generator learning rate; set it apart from lr for TTUR."""
     betas: tuple[float, float] | None = None
     """Adam betas."""
-    lr_decay: str = "constant"
+    lr_decay: str | None = None
     """Learning-rate schedule over the run: 'constant', 'linear' (to 0 at the last
-    iteration) or 'cosine' (half a cosine to 0); both networks, rollback halving kept."""
+    iteration) or 'cosine' (half a cosine to 0); default: linear for Adam strategies on
+    2-D points, constant otherwise."""
     constraint_options: dict[str, float] = field(default_factory=dict)
     """The strategy's parameters as 'strategy.param' = value ('gp.weight', 'clip.c',
     'sn.power_iterations'); unset ones take the strategy's defaults."""

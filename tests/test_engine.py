@@ -58,11 +58,15 @@ def test_clip_run_keeps_every_critic_weight_in_the_box(tmp_path):
 
 def test_resolve_fills_strategy_and_family_defaults():
     gp_points = engine.resolve(tiny_config(), "points")
-    assert (gp_points.optimizer, gp_points.lr, gp_points.betas) == ("adam", 1e-4, (0.5, 0.9))
+    assert (gp_points.optimizer, gp_points.lr, gp_points.betas) == ("adam", 3e-4, (0.5, 0.9))
     assert gp_points.constraint_options == {"gp.weight": 0.1}
-    assert gp_points.n_critic == 5 and gp_points.z_dim == 2
+    assert (gp_points.n_critic, gp_points.lr_decay, gp_points.z_dim) == (3, "linear", 2)
     gp_images = engine.resolve(tiny_config(architecture="mlp"), "images")
     assert gp_images.constraint_options == {"gp.weight": 10.0} and gp_images.betas == (0.0, 0.9)
+    assert (gp_images.lr, gp_images.n_critic, gp_images.lr_decay) == (1e-4, 5, "constant")
+    # what the user sets wins over the recipe
+    mine = engine.resolve(tiny_config(n_critic=5, lr_decay="constant", lr=1e-4), "points")
+    assert (mine.lr, mine.n_critic, mine.lr_decay) == (1e-4, 5, "constant")
     text = engine.resolve(tiny_config(hidden=None, architecture="mlp"), "text")
     assert (text.lr, text.betas, text.hidden, text.z_dim) == (1e-3, (0.5, 0.9), 32, 128)
     assert engine.resolve(tiny_config(batch_size=None, architecture="mlp"), "text").batch_size == 64
@@ -70,6 +74,7 @@ def test_resolve_fills_strategy_and_family_defaults():
     assert engine.resolve(tiny_config(hidden=None, architecture="mlp"), "images").hidden == 64
     clip = engine.resolve(tiny_config(constraint="clip"), "points")
     assert (clip.optimizer, clip.lr, clip.betas) == ("rmsprop", 5e-5, None)
+    assert (clip.n_critic, clip.lr_decay) == (5, "constant")  # the WGAN paper's schedule
     assert clip.constraint_options == {"clip.c": 0.01}
 
 

@@ -185,6 +185,9 @@ def setup(
     ``options`` are CompareSetup's fields (seeds, parallel, threshold, baseline,
     critic_only, noise_std, tensorboard, command, threads).
     """
+    if base.iters is None:  # the family's default budget, shared by every run
+        family = datasets.load_for(base).family
+        base = replace(base, iters=engine.resolve_iters(base, family))
     compare = CompareSetup(base, entries, Path("."), **options)
     _check(compare)
     compare.out = Path(out) if out is not None else default_out(base, compare.critic_only)

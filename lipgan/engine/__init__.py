@@ -27,6 +27,7 @@ from lipgan.engine.resolve import (
     build_constraint,
     has_penalty,
     resolve,
+    resolve_iters,
 )
 from lipgan.engine.state import _rng_state, _set_rng_state, restore, snapshot
 from lipgan.engine.updates import (
@@ -58,6 +59,7 @@ __all__ = [
     "measure",
     "one_step_update",
     "resolve",
+    "resolve_iters",
     "restore",
     "snapshot",
     "summarize",

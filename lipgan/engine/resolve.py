@@ -8,6 +8,13 @@ from lipgan.config import TrainConfig, replace
 from lipgan.constraints.base import Constraint, has_penalty
 from lipgan.errors import ConfigError
 
+DEFAULT_ITERS = {"points": 2000, "images": 1000, "text": 1000}
+"""The default budget per data family (docs/results.md: what each reaches)."""
+
+
+def resolve_iters(config: TrainConfig, family: str) -> int:
+    return config.iters or DEFAULT_ITERS.get(family, 1000)
+
 
 def resolve(config: TrainConfig, family: str) -> TrainConfig:
     """Fill every strategy- and data-dependent default, so the saved config is complete."""
@@ -16,6 +23,7 @@ def resolve(config: TrainConfig, family: str) -> TrainConfig:
     if optimizer != recommended.name:
         recommended = registry.ADAM if optimizer == "adam" else registry.RMSPROP
     default_lr, default_betas = recommended.for_family(family)
+    default_n_critic, default_decay = recommended.schedule_for(family)
     lr = config.lr if config.lr is not None else default_lr
     betas = None
     if optimizer == "adam":
@@ -35,7 +43,9 @@ def resolve(config: TrainConfig, family: str) -> TrainConfig:
         generator_lr=config.generator_lr or lr,
         betas=betas,
         constraint_options=options,
-        n_critic=config.n_critic or (1 if config.schedule == "one-step" else 5),
+        iters=resolve_iters(config, family),
+        n_critic=config.n_critic or (1 if config.schedule == "one-step" else default_n_critic),
+        lr_decay=config.lr_decay or default_decay,
         z_dim=config.z_dim or (2 if family == "points" else 128),
         hidden=config.hidden or {"points": 512, "text": 32}.get(family, 64),
         batch_size=config.batch_size or (64 if family == "text" else 256),

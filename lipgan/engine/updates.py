@@ -47,7 +47,7 @@ def lr_factor(config: TrainConfig, iteration: int) -> float:
 
 def train_iteration(parts: Parts, iteration: int) -> None:
     """Generator iteration ``iteration`` (0-based) under the configured schedule."""
-    if parts.config.lr_decay != "constant":
+    if parts.config.lr_decay not in (None, "constant"):
         set_lr(parts, parts.lr_scale * lr_factor(parts.config, iteration))
     if parts.config.schedule == "one-step":
         one_step_update(parts)
