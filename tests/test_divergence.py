@@ -48,7 +48,9 @@ class NaNInjection(Constraint):
 @pytest.fixture
 def nan_strategy(monkeypatch) -> str:
     monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
-    registry.register(NAME, description="test only: injects NaN")(NaNInjection)
+    # n_critic 5 on every family, so at_iteration's arithmetic holds on points too
+    optimizer = registry.OptimizerDefaults("adam", 1e-4, (0.5, 0.9))
+    registry.register(NAME, description="test only: injects NaN", optimizer=optimizer)(NaNInjection)
     return NAME
 
 
