@@ -118,13 +118,27 @@ def test_interrupted_twice_by_sigterm_still_equals_uninterrupted(tmp_path, refer
     assert_same_run(reference(), run)
 
 
-def test_shorter_run_resumed_with_more_iters_equals_the_longer_run(tmp_path, reference) -> None:
+def test_shorter_run_resumed_with_more_iters_equals_the_longer_run(tmp_path) -> None:
+    # With a constant learning rate a run can be extended exactly (a decay's horizon is
+    # the budget, so there it cannot: see the next test).
+    longer = tmp_path / "a"
+    train_run(longer, iters=K2, lr_decay="constant")
     run = tmp_path / "b"
-    train_run(run, iters=8)  # 8 is a log step, so the short run logs what the long one does
+    train_run(run, iters=8, lr_decay="constant")  # 8 is a log step, as in the long run
     resume_run(run, iters=K2)
-    assert_same_run(reference(), run)
+    assert_same_run(longer, run)
     # The saved config records the new budget, so it describes the run on disk.
     assert load_toml(RunFolder(run).config).iters == K2
+
+
+def test_an_extended_decayed_run_follows_the_decay_over_its_new_budget(tmp_path) -> None:
+    run = tmp_path / "b"
+    train_run(run, iters=8, lr_decay="linear")
+    lr = float(last_state(run)["config"]["lr"])
+    assert last_state(run)["opt_critic"]["param_groups"][0]["lr"] == pytest.approx(lr / 8)
+    resume_run(run, iters=16)
+    # the last iteration (15 of 16, 0-based) ran at lr * (1 - 15/16)
+    assert last_state(run)["opt_critic"]["param_groups"][0]["lr"] == pytest.approx(lr / 16)
 
 
 def test_resume_drops_a_torn_last_log_line(tmp_path, reference) -> None:
