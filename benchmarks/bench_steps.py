@@ -51,6 +51,7 @@ def worker(model: str, constraint: str, variant: str, iters: int, warmup: int, t
         constraint=constraint,
         data=spec,
         batch_size=batch,
+        n_critic=5,  # one step cost for every strategy (the points recipe uses 3)
         compile=variant == "compile",
         precision="bf16" if variant == "bf16" else "fp32",
         penalty_every=4 if variant == "penalty-every-4" else 1,

@@ -370,7 +370,9 @@ def compare(
         setup = plan.resume_setup(resume, jobs if _given(ctx, "jobs") else None, threads)
     else:
         fields = set(TrainConfig.__dataclass_fields__) - {"out"}  # --out is the report folder
-        base = runs.build_config(config, {k: v for k, v in given.items() if k in fields})
+        base = runs.build_config(
+            config, {k: v for k, v in given.items() if k in fields}, check_options=False
+        )
         setup = plan.setup(
             base, plan.plan(constraints, _floats(clip_values, "--clip-values")), out,
             overwrite=overwrite, seeds=plan.parse_seeds(seeds, base.seed), parallel=jobs,

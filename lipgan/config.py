@@ -66,9 +66,9 @@ class TrainConfig:
     betas: tuple[float, float] | None = None
     """Adam betas."""
     lr_decay: str | None = None
-    """Learning-rate schedule over the run: 'constant', 'linear' (to 0 at the last
-    iteration) or 'cosine' (half a cosine to 0); default: linear for Adam strategies on
-    2-D points, constant otherwise."""
+    """Learning-rate schedule over the run: 'constant', 'linear' or 'cosine' (from the full
+    rate at the first iteration towards 0 at the end of the budget); default: linear for
+    Adam strategies on 2-D points, constant otherwise."""
     constraint_options: dict[str, float] = field(default_factory=dict)
     """The strategy's parameters as 'strategy.param' = value ('gp.weight', 'clip.c',
     'sn.power_iterations'); unset ones take the strategy's defaults."""
@@ -197,8 +197,15 @@ def fold_shorthands(
 
 
 def _migrate(data: dict[str, Any], source: str) -> dict[str, Any]:
-    """A config written before the shorthands were folded in (penalty_weight, clip_value
-    at the top level) in today's form; its own options still win, as they did then."""
+    """An older config in today's form.
+
+    - A run's saved (resolved) config from before ``lr_decay`` existed trained with a
+      constant learning rate: keep it, so it resumes and reproduces as it ran.
+    - Before the shorthands were folded in (penalty_weight, clip_value at the top level);
+      its own options still win, as they did then.
+    """
+    if "lr_decay" not in data and "optimizer" in data and "n_critic" in data:
+        data = {**data, "lr_decay": "constant"}
     if not any(k in data for k in SHORTHANDS):
         return data
     shorthands = {k: _coerce(k, data[k], float, source) for k in SHORTHANDS if k in data}

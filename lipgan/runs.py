@@ -49,11 +49,16 @@ class PreparedRun:
     resume: bool
 
 
-def build_config(config_file: Path | None, overrides: dict[str, Any]) -> TrainConfig:
-    """The config file (if any), then the options the user gave, then validation."""
+def build_config(
+    config_file: Path | None, overrides: dict[str, Any], check_options: bool = True
+) -> TrainConfig:
+    """The config file (if any), then the options the user gave, then validation.
+
+    ``check_options=False`` leaves the strategy options unchecked (a compare checks them
+    against each of its strategies instead of the config's own ``constraint``)."""
     config = load_toml(config_file) if config_file is not None else TrainConfig()
     config = with_options(config, overrides)
-    validate(config)
+    validate(config if check_options else replace(config, constraint_options={}))
     return config
 
 

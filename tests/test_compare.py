@@ -455,3 +455,40 @@ def test_compare_config_option_for_no_compared_strategy_is_one_line(tmp_path):
     assert "'gp.weight' applies to none of the compared strategies" in result.output
     assert "Traceback" not in result.output
     assert not (tmp_path / "r").exists()
+
+
+def test_compare_config_options_are_checked_against_each_strategy(tmp_path):
+    import tomllib
+
+    config = tmp_path / "shared.toml"
+    config.write_text('[constraint_options]\n"fd.weight" = 2.0\n"gp.weight" = 1.0\n')
+    out = tmp_path / "report"
+    result = invoke(
+        "compare", "--constraints", "fd, sn + gp", "--config", str(config), "--out", str(out),
+        "--iters", "2", *TINY[2:],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    fd = tomllib.loads((out / "runs" / "fd__s0" / "config.toml").read_text())
+    chain = tomllib.loads((out / "runs" / "sn+gp__s0" / "config.toml").read_text())
+    assert fd["constraint_options"]["fd.weight"] == 2.0
+    assert chain["constraint_options"]["gp.weight"] == 1.0
+    assert "fd.weight" not in chain["constraint_options"]
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ('"clip.c" = 0.1', "takes its clipping bounds from --clip-values"),
+        ('"gp.nope" = 1.0', "'gp.nope' does not exist"),
+    ],
+)
+def test_compare_config_bad_options_are_one_line(tmp_path, option, message):
+    config = tmp_path / "shared.toml"
+    config.write_text(f"[constraint_options]\n{option}\n")
+    result = CliRunner().invoke(
+        app, ["compare", "--constraints", "clip,gp", "--config", str(config),
+              "--out", str(tmp_path / "r"), *TINY],
+    )  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "r").exists()

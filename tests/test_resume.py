@@ -208,3 +208,21 @@ def test_a_run_folder_of_the_old_config_form_resumes_and_samples(tmp_path) -> No
     result = cli("sample", out, "--n", 5, "--out", tmp_path / "s.npy")
     assert result.exit_code == 0, result.output
     assert np.load(tmp_path / "s.npy").shape == (5, 2)
+
+
+def test_a_run_saved_before_lr_decay_existed_resumes_with_a_constant_rate(tmp_path) -> None:
+    # An older lipgan wrote no lr_decay; its runs trained at a constant rate and must go on
+    # so (not switch to the points recipe's linear decay), and resume again after that.
+    run = tmp_path / "old"
+    train_run(run, iters=4, lr_decay="constant")
+    folder = RunFolder(run)
+    text = folder.config.read_text()
+    folder.config.write_text("\n".join(x for x in text.splitlines() if "lr_decay" not in x))
+    state = load_checkpoint(folder.last)
+    del state["config"]["lr_decay"]
+    save_checkpoint(folder.last, state)
+    resume_run(run, iters=8)
+    assert load_toml(folder.config).lr_decay == "constant"
+    assert last_state(run)["config"]["lr_decay"] == "constant"
+    resume_run(run, iters=12)  # and once more: the saved files agree with each other
+    assert last_state(run)["iteration"] == 12

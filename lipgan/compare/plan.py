@@ -50,8 +50,9 @@ def plan(constraints: str, clip_values: list[float] | None) -> list[Entry]:
     A strategy that clips runs once per clip value (``clip@0.1`` ...), so the per-layer
     gradient figure shows the paper's three bounds next to the penalties.
     """
-    specs = [s.strip() for s in constraints.split(",")]
-    if not any(specs) or any(not s for s in specs):
+    # 'sn + gp' and 'sn+gp' are one strategy, named without the spaces
+    specs = ["+".join(p.strip() for p in s.split("+")) for s in constraints.split(",")]
+    if not any(specs) or any(not p for s in specs for p in s.split("+")):
         raise ConfigError(
             f"--constraints {constraints!r} has an empty name; write e.g. 'clip,gp,none'"
         )
@@ -187,7 +188,8 @@ def setup(
     """
     if base.iters is None:  # the family's default budget, shared by every run
         family = datasets.load_for(base).family
-        base = replace(base, iters=engine.resolve_iters(base, family))
+        iters = 1000 if options.get("critic_only") else engine.resolve_iters(base, family)
+        base = replace(base, iters=iters)
     compare = CompareSetup(base, entries, Path("."), **options)
     _check(compare)
     compare.out = Path(out) if out is not None else default_out(base, compare.critic_only)
@@ -217,13 +219,22 @@ def _check(compare: CompareSetup) -> None:
         raise ConfigError(f"--threshold must be > 0, got {threshold:g}")
     if not (math.isfinite(compare.noise_std) and compare.noise_std > 0):
         raise ConfigError(f"--noise-std must be > 0, got {compare.noise_std:g}")
-    parts = {part for e in compare.entries for part in e.constraint.split("+")}
-    unused = [k for k in compare.base.constraint_options if k.partition(".")[0] not in parts]
+    options = compare.base.constraint_options
+    parts = {part for e in compare.entries for part in _parts(e)}
+    unused = [k for k in options if k.partition(".")[0] not in parts]
     if unused:
         raise ConfigError(
             f"strategy option {unused[0]!r} applies to none of the compared strategies; "
             "drop it from the config or add its strategy to --constraints"
         )
+    bounds = [k for k in options if k.endswith(".c")]
+    if bounds:
+        raise ConfigError(
+            f"{bounds[0]!r} in the config: a compare takes its clipping bounds from "
+            "--clip-values; drop it from the config"
+        )
+    for entry in compare.entries:  # each strategy's own options, checked against it
+        registry.resolve_params(entry.constraint, "", options=_options_for(options, entry))
     names = [e.name for e in compare.entries]
     if compare.baseline is not None and compare.baseline not in names:
         raise ConfigError(
@@ -268,8 +279,7 @@ def entry_config(base: TrainConfig, entry: Entry, seed: int, out: Path) -> Train
     """One run's config: the shared base, the entry's strategy, the base's options for the
     strategies this entry has (a config file's 'gp.weight' reaches gp and gp+sn only)."""
     options = fold_shorthands(entry.constraint, clip_value=entry.clip_value)
-    parts = set(entry.constraint.split("+"))
-    shared = {k: v for k, v in base.constraint_options.items() if k.partition(".")[0] in parts}
+    shared = _options_for(base.constraint_options, entry)
     return replace(
         base,
         constraint=entry.constraint,
@@ -277,6 +287,15 @@ def entry_config(base: TrainConfig, entry: Entry, seed: int, out: Path) -> Train
         seed=seed,
         out=str(out / "runs" / run_name(entry, seed)),
     )
+
+
+def _parts(entry: Entry) -> set[str]:
+    return {part.strip() for part in entry.constraint.split("+")}
+
+
+def _options_for(options: dict[str, float], entry: Entry) -> dict[str, float]:
+    """The shared options that belong to ``entry``'s strategies."""
+    return {k: v for k, v in options.items() if k.partition(".")[0] in _parts(entry)}
 
 
 def _claim(out: Path, overwrite: bool) -> None:
