@@ -492,3 +492,18 @@ def test_compare_config_bad_options_are_one_line(tmp_path, option, message):
     assert result.exit_code == 2, result.output
     assert message in result.output and "Traceback" not in result.output
     assert not (tmp_path / "r").exists()
+
+
+def test_a_resumed_compare_trains_what_was_planned_even_if_defaults_changed(tmp_path, monkeypatch):
+    from lipgan.constraints.registry import OptimizerDefaults
+    from lipgan.runs import build_config
+
+    base = build_config(None, {"iters": 4, "hidden": 8, "batch_size": 32, "threads": 1})
+    out = tmp_path / "cmp"
+    setup = plan.setup(base, plan.plan("gp", None), out, seeds=[0, 1])
+    planned = {job.seed: job.config for job in setup.jobs}
+    assert planned[0].n_critic == 3 and planned[0].lr_decay == "linear"
+    # a later lipgan with other points defaults resumes this compare
+    monkeypatch.setattr(OptimizerDefaults, "schedule_for", lambda self, family: (4, "cosine"))
+    resumed = plan.resume_setup(out)
+    assert {job.seed: job.config for job in resumed.jobs} == planned

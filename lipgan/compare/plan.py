@@ -330,6 +330,9 @@ def _plan_data(compare: CompareSetup) -> dict[str, Any]:
         "tensorboard": compare.tensorboard,
         "command": compare.command,
         "threads": compare.threads,
+        # each run's resolved config: a resume trains what was planned even if lipgan's
+        # defaults changed in between
+        "runs": {run_name(job.entry, job.seed): job.config.to_dict() for job in compare.jobs},
     }
 
 
@@ -347,6 +350,10 @@ def resume_setup(
         saved = json.loads(path.read_text("utf-8"))
         base = TrainConfig.from_dict(saved.pop("base"), source=str(path))
         entries = [Entry(**e) for e in saved.pop("entries")]
+        planned = {
+            name: TrainConfig.from_dict(config, source=str(path))
+            for name, config in saved.pop("runs", {}).items()
+        }
     except (ValueError, KeyError, TypeError) as exc:
         raise ConfigError(f"cannot resume {out}: {path} is unreadable ({exc})") from None
     if parallel is not None:
@@ -364,7 +371,7 @@ def resume_setup(
             if RunFolder(compare.runs_dir / name).summary.is_file():  # ended, not yet recorded
                 compare.finished[name] = {"status": "ok", "peak_mib": None, "message": ""}
                 continue
-            compare.jobs.append(_resume_job(compare, entry, seed))
+            compare.jobs.append(_resume_job(compare, entry, seed, planned.get(name)))
     return compare
 
 
@@ -382,8 +389,9 @@ def _read_outcomes(out: Path) -> dict[str, dict[str, Any]]:
         return {}  # written atomically, so only a hand edit breaks it: train the runs again
 
 
-def _resume_job(compare: CompareSetup, entry: Entry, seed: int) -> Job:
-    config = entry_config(compare.base, entry, seed, compare.out)
+def _resume_job(compare: CompareSetup, entry: Entry, seed: int, planned: TrainConfig | None) -> Job:
+    # plan.json from before the resolved configs were saved: rebuild from the base
+    config = planned or entry_config(compare.base, entry, seed, compare.out)
     run_dir = Path(config.out)
     folder = RunFolder(run_dir)
     if folder.last.is_file():
