@@ -210,10 +210,10 @@ def test_linear_decay_sets_both_optimisers_before_each_iteration() -> None:
 
 
 def test_decay_keeps_the_rollback_halving() -> None:
-    from lipgan.engine.state import _set_lr_scale
+    from lipgan.engine.state import set_lr_scale
 
     parts = make_parts(constraint="gp", lr=1e-4, lr_decay="linear", iters=4)
-    _set_lr_scale(parts, 0.5)  # what a rollback does
+    set_lr_scale(parts, 0.5)  # what a rollback does
     engine.train_iteration(parts, 2)
     assert_close(parts.opt_critic.param_groups[0]["lr"], 1e-4 * 0.5 * 0.5, rtol=1e-12, atol=0)
 

@@ -25,7 +25,7 @@ from lipgan.config import TrainConfig, dump_toml
 from lipgan.ema import evaluating
 from lipgan.engine.measure import _eval_noise, _finite, draw_samples, measure, summarize
 from lipgan.engine.parts import Parts, build_parts
-from lipgan.engine.state import _set_lr_scale, restore, snapshot
+from lipgan.engine.state import restore, set_lr_scale, snapshot
 from lipgan.engine.updates import train_iteration
 from lipgan.errors import DivergenceError, LipganError
 from lipgan.runio import RunFolder, atomic_write_text, load_checkpoint, save_checkpoint
@@ -106,7 +106,6 @@ class LoopState:
 
     iteration: int = 0
     rollbacks: int = 0
-    lr_scale: float = 1.0
     t0: float = 0.0
     """perf_counter at the (virtual) start of training, earlier runs' seconds included."""
     good: dict[str, Any] = field(default_factory=dict)
@@ -115,10 +114,10 @@ class LoopState:
     window_t0: float = 0.0
     window_start: int = 0
 
-    def bookkeeping(self) -> dict[str, Any]:
+    def bookkeeping(self, parts: Parts) -> dict[str, Any]:
         return {
             "rollbacks": self.rollbacks,
-            "lr_scale": self.lr_scale,
+            "lr_scale": parts.lr_scale,
             "seconds": time.perf_counter() - self.t0,
         }
 
@@ -137,7 +136,7 @@ def _loop(
     for note in notes:
         tell.on_message(note)
     eval_z = _eval_noise(config, parts.data.family, parts.processes.device)
-    loop.good = snapshot(parts, loop.iteration, loop.bookkeeping())
+    loop.good = snapshot(parts, loop.iteration, loop.bookkeeping(parts))
     loop.window_t0, loop.window_start = time.perf_counter(), loop.iteration
 
     while loop.iteration < config.iters:
@@ -172,9 +171,8 @@ def _begin(config: TrainConfig, parts: Parts, run: RunFolder, resume: bool) -> L
         restore(parts, state, run.last)
         loop.iteration = int(state["iteration"])
         loop.rollbacks = int(state.get("rollbacks", 0))
-        loop.lr_scale = float(state.get("lr_scale", 1.0))
         seconds_before = float(state.get("seconds", 0.0))
-        _set_lr_scale(parts, loop.lr_scale)
+        set_lr_scale(parts, float(state.get("lr_scale", 1.0)))
         if parts.processes.is_main:
             run.truncate_logs(loop.iteration)
     elif parts.processes.is_main:
@@ -206,13 +204,13 @@ def _roll_back_or_raise(
     """Non-finite values: back to the last good state at half the learning rate, or stop."""
     if config.on_nan == "rollback" and loop.rollbacks < config.max_rollbacks:
         loop.rollbacks += 1
-        loop.lr_scale *= 0.5
+        scale = parts.lr_scale * 0.5
         restore(parts, loop.good, run.last)
         loop.iteration = int(loop.good["iteration"])
-        _set_lr_scale(parts, loop.lr_scale)
+        set_lr_scale(parts, scale)
         tell.on_message(
             f"non-finite values: rolled back to iteration {loop.iteration}, "
-            f"learning rate x{loop.lr_scale:g} (rollback {loop.rollbacks}/{config.max_rollbacks})"
+            f"learning rate x{parts.lr_scale:g} (rollback {loop.rollbacks}/{config.max_rollbacks})"
         )
         return
     good_iteration = int(loop.good["iteration"])
@@ -244,7 +242,7 @@ def _log(
         run.append_jsonl(run.metrics, metrics)
         run.append_jsonl(run.timing, timing)
     loop.last_metrics = {**metrics, **timing}
-    loop.good = snapshot(parts, iteration, loop.bookkeeping())
+    loop.good = snapshot(parts, iteration, loop.bookkeeping(parts))
     return metrics
 
 
@@ -270,7 +268,7 @@ def _write_outputs(
             )
         tell.on_sample(iteration, written)
     if iteration % config.checkpoint_every == 0 or last:
-        state = snapshot(parts, iteration, loop.bookkeeping())
+        state = snapshot(parts, iteration, loop.bookkeeping(parts))
         save_checkpoint(run.last, state)
         save_checkpoint(run.numbered_checkpoint(iteration), state)
         run.prune_checkpoints(config.keep)
@@ -280,7 +278,7 @@ def _write_outputs(
 def _stop_early(parts: Parts, run: RunFolder, loop: LoopState, tell: Callback) -> dict[str, Any]:
     """A callback asked to stop: checkpoint (no summary.json: the run is not finished)."""
     if parts.processes.is_main:
-        save_checkpoint(run.last, snapshot(parts, loop.iteration, loop.bookkeeping()))
+        save_checkpoint(run.last, snapshot(parts, loop.iteration, loop.bookkeeping(parts)))
         tell.on_checkpoint(loop.iteration, run.last)
     summary = summarize(
         loop.last_metrics, time.perf_counter() - loop.t0, loop.iteration, loop.rollbacks

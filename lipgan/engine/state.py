@@ -79,7 +79,8 @@ def restore(parts: Parts, state: dict[str, Any], path: Path) -> None:
     _set_rng_state(parts, state["rng"])
 
 
-def _set_lr_scale(parts: Parts, scale: float) -> None:
+def set_lr_scale(parts: Parts, scale: float) -> None:
+    """The rollbacks' factor (kept in ``Parts`` and checkpoints); the decay multiplies it."""
     parts.lr_scale = scale
     set_lr(parts, scale)
 
