@@ -136,3 +136,42 @@ def test_seed_band_is_mean_min_and_max_at_the_steps_every_seed_logged():
     np.testing.assert_array_equal(low, [0.5, 0.2])
     np.testing.assert_array_equal(high, [0.7, 0.4])
     np.testing.assert_allclose(seconds, [1.25, 2.25], rtol=0, atol=1e-12)
+
+
+def test_holm_adjusts_by_rank_and_keeps_the_order():
+    from lipgan.compare.stats import holm
+
+    # sorted: 0.005 x4 = 0.02, 0.01 x3 = 0.03, 0.03 x2 = 0.06, 0.04 x1 = 0.04 -> kept at 0.06
+    adjusted = holm([0.01, 0.04, 0.03, 0.005])
+    np.testing.assert_allclose(adjusted, [0.03, 0.06, 0.06, 0.02], rtol=0, atol=1e-15)
+    assert holm([0.6, 0.9]) == [1.0, 1.0]  # capped at 1
+    assert holm([]) == []
+
+
+def test_pairwise_says_which_beats_survive_holms_correction():
+    gp = [0.10, 0.11, 0.09, 0.10, 0.105]
+    values = {
+        "gp": {"final_quality": gp, "modes": [8] * 5},
+        "clip": {"final_quality": [0.31, 0.30, 0.33, 0.29, 0.32], "modes": [8] * 5},
+        # a pure shift: Welch's p = 0.034 alone, x3 (second smallest of 4) after Holm
+        "fd": {"final_quality": [v + 0.012 for v in gp], "modes": [8] * 5},
+    }
+    found = pairwise("gp", ["clip", "fd"], values, [W1, MODES])
+    verdicts = {(v["metric"], v["other"]): v for v in found}
+    near = verdicts[("final_quality", "fd")]
+    assert near["p"] == pytest.approx(0.03373039, abs=1e-7)
+    assert near["significant"] and near["outcome"] == "better"
+    assert near["p_holm"] == pytest.approx(3 * near["p"], rel=1e-9)
+    assert not near["significant_holm"]
+    assert near["sentence"].endswith(
+        "does not hold after Holm's correction for 4 tests, adjusted p = 0.10)"
+    )
+    far = verdicts[("final_quality", "clip")]
+    assert far["p_holm"] == pytest.approx(4 * far["p"], rel=1e-9)
+    assert far["significant_holm"]
+    assert far["sentence"].endswith(
+        "holds after Holm's correction for 4 tests, adjusted p < 0.001)"
+    )
+    same = verdicts[("modes", "clip")]  # every seed 8 on both sides: p = 1, no 'beats'
+    assert same["p_holm"] == 1.0 and not same["significant_holm"]
+    assert "Holm" not in same["sentence"]

@@ -184,8 +184,10 @@ def verdict_section(verdicts: list[dict[str, Any]], baseline: str, seeds: int) -
     intro = (
         f"Each strategy against the baseline {baseline}: the difference of means over seeds "
         "with its 95% interval and Welch's t test; 'beats' only where p < 0.05. The p-values "
-        f"are not corrected for the {tests} comparisons below: at p < 0.05 about "
-        f"{0.05 * tests:.1g} of them can come out significant by chance alone."
+        f"alone are not corrected for the {tests} comparisons below: at p < 0.05 about "
+        f"{0.05 * tests:.1g} of them can come out significant by chance alone, so each "
+        "'beats' also says whether it holds after Holm's step-down correction (which keeps "
+        "the chance of any false 'beats' among them at 5%)."
     )
     if seeds < 2:
         intro = "One seed per strategy: no verdict is possible (run with --seeds 2 or more)."

@@ -116,6 +116,22 @@ def difference(
     return Difference(diff, interval, p, len(a), len(b), "welch", a.mean(), b.mean())
 
 
+def holm(pvalues: Sequence[float]) -> list[float]:
+    """Holm's step-down adjusted p-values, in the input's order.
+
+    The smallest of m p-values is multiplied by m, the next by m - 1 ..., each kept at
+    least as large as the one before it and at most 1; an adjusted p below ALPHA keeps
+    the family-wise error of all m tests at ALPHA.
+    """
+    m = len(pvalues)
+    adjusted = [0.0] * m
+    running = 0.0
+    for rank, index in enumerate(sorted(range(m), key=lambda i: pvalues[i])):
+        running = max(running, min(1.0, (m - rank) * pvalues[index]))
+        adjusted[index] = running
+    return adjusted
+
+
 def _permutation_p(a: np.ndarray, b: np.ndarray) -> float:
     """Exact two-sided permutation p-value of the difference of means (small n only)."""
     result = stats.permutation_test(

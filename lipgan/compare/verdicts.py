@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from lipgan.compare.stats import Difference, difference, finite
+from lipgan.compare.stats import ALPHA, Difference, difference, finite, holm
 
 
 @dataclass(frozen=True)
@@ -128,7 +128,26 @@ def pairwise(
                     "sentence": sentence(metric, baseline, other, result, n),
                 }
             )
+    _correct_for_multiple_tests(verdicts)
     return verdicts
+
+
+def _correct_for_multiple_tests(verdicts: list[dict[str, Any]]) -> None:
+    """Holm's adjusted p on every tested verdict; each 'beats' says if it survives it.
+
+    With many (metric, strategy) pairs some p < 0.05 come by chance; Holm's step-down
+    keeps the chance of even one false 'beats' among them at 5%.
+    """
+    tested = [v for v in verdicts if v.get("p") is not None]
+    for verdict, adjusted in zip(tested, holm([v["p"] for v in tested]), strict=True):
+        verdict["p_holm"] = float(f"{adjusted:.12g}")
+        verdict["significant_holm"] = bool(verdict["significant"] and adjusted < ALPHA)
+        if verdict["significant"]:
+            holds = "holds" if verdict["significant_holm"] else "does not hold"
+            verdict["sentence"] = (
+                f"{verdict['sentence'][:-1]}; {holds} after Holm's correction for "
+                f"{len(tested)} tests, adjusted {p_text(adjusted)})"
+            )
 
 
 def _outcome(metric: Metric, result: Difference | None) -> str:
