@@ -52,7 +52,7 @@ def _toy(name: str, options: dict[str, Any]) -> DataSource:
 
 for _name, _help in (
     ("8gaussians", "8 gaussians on a circle (2-D toy, paper)"),
-    ("25gaussians", "5x5 grid of gaussians (2-D toy, paper)"),
+    ("25gaussians", "5x5 grid of gaussians (2-D toy, paper; --iters 4000 recommended)"),
     ("swissroll", "swiss roll slice (2-D toy, paper)"),
 ):
     KINDS[_name] = (_toy, _name, _help)
