@@ -41,9 +41,9 @@ class Spread:
     def to_dict(self) -> dict[str, Any]:
         return {
             "n": self.n,
-            "mean": _round(self.mean),
-            "std": _round(self.std),
-            "ci95": None if self.ci95 is None else [_round(v) for v in self.ci95],
+            "mean": round_for_json(self.mean),
+            "std": round_for_json(self.std),
+            "ci95": None if self.ci95 is None else [round_for_json(v) for v in self.ci95],
         }
 
 
@@ -81,15 +81,15 @@ class Difference:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "diff": _round(self.diff),
-            "ci95": [_round(v) for v in self.ci95],
-            "p": _round(self.p),
+            "diff": round_for_json(self.diff),
+            "ci95": [round_for_json(v) for v in self.ci95],
+            "p": round_for_json(self.p),
             "n_baseline": self.n_baseline,
             "n_other": self.n_other,
             "test": self.test,
             "significant": self.significant,
-            "mean_baseline": _round(self.mean_baseline),
-            "mean_other": _round(self.mean_other),
+            "mean_baseline": round_for_json(self.mean_baseline),
+            "mean_other": round_for_json(self.mean_other),
         }
 
 
@@ -144,7 +144,7 @@ def _permutation_p(a: np.ndarray, b: np.ndarray) -> float:
     return float(result.pvalue)
 
 
-def _round(value: float | None) -> float | None:
+def round_for_json(value: float | None) -> float | None:
     """12 significant digits: stable in results.json, nothing lost that a seed can show."""
     if value is None or not math.isfinite(value):
         return None

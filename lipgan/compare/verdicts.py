@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from lipgan.compare.stats import ALPHA, Difference, difference, finite, holm
+from lipgan.compare.stats import ALPHA, Difference, difference, finite, holm, round_for_json
 
 
 @dataclass(frozen=True)
@@ -66,8 +66,18 @@ def _seeds(n_a: int, n_b: int) -> str:
     return f"{n_a} seeds" if n_a == n_b else f"{n_a} and {n_b} seeds"
 
 
-def sentence(metric: Metric, baseline: str, other: str, result: Difference | None, n: int) -> str:
-    """One verdict in words; ``n`` is the smaller seed count when ``result`` is None."""
+def sentence(
+    metric: Metric,
+    baseline: str,
+    other: str,
+    result: Difference | None,
+    n: int,
+    correction: str = "",
+) -> str:
+    """One verdict in words; ``n`` is the smaller seed count when ``result`` is None.
+
+    ``correction`` (e.g. Holm's verdict on a 'beats') closes the parenthesis of a 'beats'.
+    """
     if result is None:
         return (
             f"no verdict is possible between {baseline} and {other} on {metric.label}: {n} "
@@ -97,7 +107,8 @@ def sentence(metric: Metric, baseline: str, other: str, result: Difference | Non
     low, high = sorted((sign * result.ci95[0], sign * result.ci95[1]))
     test = test.replace("{ci}", _interval(low, high))
     return (
-        f"{winner} beats {loser} on {metric.label} by {number(abs(result.diff))} ({test}, {seeds})"
+        f"{winner} beats {loser} on {metric.label} by {number(abs(result.diff))} "
+        f"({test}, {seeds}{correction})"
     )
 
 
@@ -107,47 +118,46 @@ def pairwise(
     values: dict[str, dict[str, list[float | None]]],
     metrics: Sequence[Metric],
 ) -> list[dict[str, Any]]:
-    """Every (metric, other) verdict against ``baseline``; ``values[name][key]`` per seed."""
-    verdicts = []
+    """Every (metric, other) verdict against ``baseline``; ``values[name][key]`` per seed.
+
+    With many (metric, strategy) pairs some p < 0.05 come by chance, so every tested
+    verdict also gets Holm's adjusted p over all of them (which keeps the chance of even
+    one false 'beats' at 5%), and each 'beats' says whether it survives it.
+    """
+    tests = []
     for metric in metrics:
         for other in others:
             a, b = values[baseline].get(metric.key, []), values[other].get(metric.key, [])
             if not finite(a) and not finite(b):
                 continue  # the metric does not exist for this data
-            result = difference(a, b)
             n = min(len(finite(a)), len(finite(b)))
-            verdicts.append(
-                {
-                    "metric": metric.key,
-                    "label": metric.label,
-                    "baseline": baseline,
-                    "other": other,
-                    "lower_is_better": metric.lower_is_better,
-                    "outcome": _outcome(metric, result),
-                    **(result.to_dict() if result is not None else {"n": n}),
-                    "sentence": sentence(metric, baseline, other, result, n),
-                }
-            )
-    _correct_for_multiple_tests(verdicts)
-    return verdicts
-
-
-def _correct_for_multiple_tests(verdicts: list[dict[str, Any]]) -> None:
-    """Holm's adjusted p on every tested verdict; each 'beats' says if it survives it.
-
-    With many (metric, strategy) pairs some p < 0.05 come by chance; Holm's step-down
-    keeps the chance of even one false 'beats' among them at 5%.
-    """
-    tested = [v for v in verdicts if v.get("p") is not None]
-    for verdict, adjusted in zip(tested, holm([v["p"] for v in tested]), strict=True):
-        verdict["p_holm"] = float(f"{adjusted:.12g}")
-        verdict["significant_holm"] = bool(verdict["significant"] and adjusted < ALPHA)
-        if verdict["significant"]:
+            tests.append((metric, other, difference(a, b), n))
+    tested = [result.p for _, _, result, _ in tests if result is not None]
+    adjusted = iter(holm(tested))
+    verdicts = []
+    for metric, other, result, n in tests:
+        verdict: dict[str, Any] = {
+            "metric": metric.key,
+            "label": metric.label,
+            "baseline": baseline,
+            "other": other,
+            "lower_is_better": metric.lower_is_better,
+            "outcome": _outcome(metric, result),
+            **(result.to_dict() if result is not None else {"n": n}),
+        }
+        correction = ""
+        if result is not None:
+            p_holm = next(adjusted)
+            verdict["p_holm"] = round_for_json(p_holm)
+            verdict["significant_holm"] = result.significant and p_holm < ALPHA
             holds = "holds" if verdict["significant_holm"] else "does not hold"
-            verdict["sentence"] = (
-                f"{verdict['sentence'][:-1]}; {holds} after Holm's correction for "
-                f"{len(tested)} tests, adjusted {p_text(adjusted)})"
+            correction = (
+                f"; {holds} after Holm's correction for {len(tested)} tests, "
+                f"adjusted {p_text(p_holm)}"
             )
+        verdict["sentence"] = sentence(metric, baseline, other, result, n, correction)
+        verdicts.append(verdict)
+    return verdicts
 
 
 def _outcome(metric: Metric, result: Difference | None) -> str:
