@@ -339,7 +339,9 @@ def compare(
     ] = None,
     threshold: Annotated[
         float | None,
-        typer.Option(help="Quality threshold for the time-to-threshold columns [2x W1 floor]."),
+        typer.Option(
+            help="Quality threshold for the time-to-threshold columns [2x the metric's floor]."
+        ),
     ] = None,
     jobs: Annotated[int, typer.Option(help="Runs trained in parallel processes.")] = 1,
     threads: Annotated[

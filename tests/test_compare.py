@@ -223,11 +223,38 @@ def test_plan_expands_clipping_per_bound_and_refuses_bad_lists():
         plan.plan("clip", [0.1, -1.0])
 
 
-def test_threshold_defaults_to_twice_the_w1_noise_floor():
+def test_threshold_defaults_to_twice_the_quality_metrics_own_floor():
     records = [{"step": 2, "quality/w1": 1.0, "quality/w1_floor": 0.09}]
     assert examine.threshold_for(records, "quality/w1", None) == pytest.approx(0.18, abs=1e-12)
     assert examine.threshold_for(records, "quality/w1", 0.5) == 0.5
+    # Images and text: the floor of the headline metric, the last one logged.
+    digits = [
+        {"step": 1, "quality/frechet": 90.0, "quality/frechet_floor": 40.0},
+        {"step": 2, "quality/frechet": 80.0, "quality/frechet_floor": 39.5},
+    ]
+    assert examine.threshold_for(digits, "quality/frechet", None) == pytest.approx(79.0)
+    text = [{"step": 1, "quality/js4": 0.6, "quality/js1_floor": 0.07, "quality/js4_floor": 0.35}]
+    assert examine.threshold_for(text, "quality/js4", None) == pytest.approx(0.70)
+    # No floor logged (a run from before floors existed): no default.
     assert examine.threshold_for([{"quality/frechet": 3.0}], "quality/frechet", None) is None
+
+
+def test_a_compare_shares_twice_the_mean_of_its_runs_last_floors(tmp_path):
+    def run(name: str, *records: dict) -> Path:
+        folder = tmp_path / name
+        folder.mkdir()
+        lines = [json.dumps(r) for r in records]
+        (folder / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+        return folder
+
+    a = run("a", {"step": 1, "quality/frechet": 90.0, "quality/frechet_floor": 50.0},
+            {"step": 2, "quality/frechet": 80.0, "quality/frechet_floor": 40.0})  # fmt: skip
+    b = run("b", {"step": 2, "quality/frechet": 70.0, "quality/frechet_floor": 38.0})
+    missing = tmp_path / "not-trained"
+    # The last floor of each run: 2 * mean(40, 38) = 78; a run not trained adds nothing.
+    assert examine.shared_threshold([a, b, missing], None) == pytest.approx(78.0)
+    assert examine.shared_threshold([a, b], 100.0) == 100.0
+    assert examine.shared_threshold([run("c", {"step": 2, "quality/js4": 0.5})], None) is None
     assert examine.quality_key([{"quality/js4": 1.0}, {"quality/frechet": 2.0}]) == (
         "quality/frechet"
     )

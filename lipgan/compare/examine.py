@@ -47,18 +47,24 @@ def quality_key(records: list[dict[str, Any]]) -> str | None:
     return None
 
 
+def floor_key(key: str | None) -> str | None:
+    """The noise floor logged beside a quality metric: what a perfect generator scores
+    (held-out real data against the reference, measured the same way)."""
+    return f"{key}_floor" if key else None
+
+
 def threshold_for(records: list[dict[str, Any]], key: str | None, given: float | None):
-    """The user's threshold, else 2x the W1 noise floor (None for other metrics)."""
+    """The user's threshold, else 2x the quality metric's noise floor (W1, Fréchet or JS-4;
+    None when the run logged no floor)."""
     if given is not None:
         return given
-    floors = [r["quality/w1_floor"] for r in records if "quality/w1_floor" in r]
-    if key == "quality/w1" and floors:
-        return round(2 * floors[-1], 8)
-    return None
+    floors = [r[floor_key(key)] for r in records if floor_key(key) in r]
+    return round(2 * floors[-1], 8) if floors else None
 
 
 def shared_threshold(run_dirs: list[Path], given: float | None) -> float | None:
-    """One threshold for every run of a compare: the user's, else 2x the mean W1 floor.
+    """One threshold for every run of a compare: the user's, else 2x the mean noise floor
+    of the quality metric.
 
     Each seed measures its own floor; the mean over runs makes 'steps to threshold'
     comparable across strategies and seeds.
@@ -68,8 +74,8 @@ def shared_threshold(run_dirs: list[Path], given: float | None) -> float | None:
     floors = []
     for run_dir in run_dirs:
         records = RunFolder(run_dir).read_metrics() if run_dir.is_dir() else []
-        if quality_key(records) == "quality/w1":
-            floors += [r["quality/w1_floor"] for r in records[-1:] if "quality/w1_floor" in r]
+        key = floor_key(quality_key(records))
+        floors += [r[key] for r in records[-1:] if key in r]
     return round(2 * float(np.mean(floors)), 8) if floors else None
 
 

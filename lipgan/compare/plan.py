@@ -136,7 +136,8 @@ class CompareSetup:
     parallel: int = 1
     """--jobs: runs trained at the same time."""
     threshold: float | None = None
-    """Quality threshold for 'steps/seconds to threshold' (None: 2x the W1 noise floor)."""
+    """Quality threshold for 'steps/seconds to threshold' (None: 2x the quality metric's
+    noise floor)."""
     baseline: str | None = None
     """The entry every other is compared with (None: gp when present, else the first)."""
     critic_only: bool = False
