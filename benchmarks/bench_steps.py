@@ -125,6 +125,9 @@ def main() -> None:
         print(json.dumps(worker(*args.worker, args.iters, args.warmup, args.threads)))
         return
 
+    unknown = sorted(set(args.models.split(",")) - set(DATA))
+    if unknown:
+        parser.error(f"unknown model {', '.join(unknown)}: choose from {', '.join(DATA)}")
     start = time.perf_counter()
     header = machine_line(args.threads)
     extra = ["--iters", str(args.iters), "--warmup", str(args.warmup),
