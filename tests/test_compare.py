@@ -237,6 +237,9 @@ def test_threshold_defaults_to_twice_the_quality_metrics_own_floor():
     assert examine.threshold_for(text, "quality/js4", None) == pytest.approx(0.70)
     # No floor logged (a run from before floors existed): no default.
     assert examine.threshold_for([{"quality/frechet": 3.0}], "quality/frechet", None) is None
+    assert examine.quality_key([{"quality/js4": 1.0}, {"quality/frechet": 2.0}]) == (
+        "quality/frechet"
+    )
 
 
 def test_a_compare_shares_twice_the_mean_of_its_runs_last_floors(tmp_path):
@@ -255,9 +258,6 @@ def test_a_compare_shares_twice_the_mean_of_its_runs_last_floors(tmp_path):
     assert examine.shared_threshold([a, b, missing], None) == pytest.approx(78.0)
     assert examine.shared_threshold([a, b], 100.0) == 100.0
     assert examine.shared_threshold([run("c", {"step": 2, "quality/js4": 0.5})], None) is None
-    assert examine.quality_key([{"quality/js4": 1.0}, {"quality/frechet": 2.0}]) == (
-        "quality/frechet"
-    )
 
 
 def test_fixed_generator_is_real_data_plus_gaussian_noise():

@@ -58,7 +58,8 @@ def threshold_for(records: list[dict[str, Any]], key: str | None, given: float |
     None when the run logged no floor)."""
     if given is not None:
         return given
-    floors = [r[floor_key(key)] for r in records if floor_key(key) in r]
+    floor = floor_key(key)
+    floors = [r[floor] for r in records if floor in r]
     return round(2 * floors[-1], 8) if floors else None
 
 
