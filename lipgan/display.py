@@ -28,9 +28,9 @@ from rich.progress import (
 from rich.table import Table
 
 from lipgan.callbacks import Callback
-from lipgan.compare.execute import Event
 from lipgan.compare.table import columns_for, headers
 from lipgan.config import TrainConfig
+from lipgan.executors import Event
 
 TABLE_WIDTH = 170
 """The table is wider than most terminals; Rich folds it rather than cut columns."""

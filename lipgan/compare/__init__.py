@@ -1,6 +1,6 @@
 """``lipgan compare``: every strategy on the same data and budget, then a report.
 
-plan (what runs) -> execute (train every run through ``engine.train``) -> examine (read
+plan (what runs) -> ``lipgan.executors`` (train every run through ``engine.train``) -> examine (read
 each run folder back) -> figures and report (the files). ``critic_only`` is the paper's
 Fig. 2 mode; ``entry`` holds the two library entries, which take the display as an
 argument.

@@ -16,8 +16,8 @@ from lipgan import data as datasets
 from lipgan import diagnostics, distributed, engine
 from lipgan.batch_random import BatchRandom
 from lipgan.compare.examine import DIAGNOSTIC_SAMPLES, RunResult, clean, clip_bound
-from lipgan.compare.execute import Event, Outcome, peak_rss_mib, reset_peak_rss, torch_threads
 from lipgan.compare.plan import CompareSetup, Entry, entry_config
+from lipgan.executors import Event, Outcome, peak_rss_mib, reset_peak_rss, torch_threads
 
 
 class FixedGenerator:

@@ -15,7 +15,6 @@ from typing import Any, Protocol
 from lipgan import engine
 from lipgan.compare.critic_only import train_critics
 from lipgan.compare.examine import RunResult, examine_run, shared_threshold
-from lipgan.compare.execute import Event, Executor, LocalProcessExecutor, Outcome, ShouldStop
 from lipgan.compare.figures import draw_figures
 from lipgan.compare.findings import check_all
 from lipgan.compare.plan import FINAL, CompareSetup, Entry, run_name, write_outcomes
@@ -24,6 +23,7 @@ from lipgan.compare.summary import SPREAD_KEYS, summarize
 from lipgan.compare.verdicts import pairwise, verdict_metrics
 from lipgan.config import load_toml, strategy_param
 from lipgan.errors import ConfigError
+from lipgan.executors import Event, Executor, LocalProcessExecutor, Outcome, ShouldStop
 
 
 class Display(Protocol):

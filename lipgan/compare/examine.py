@@ -19,10 +19,10 @@ import torch
 from lipgan import data as datasets
 from lipgan import diagnostics, engine, runs
 from lipgan.batch_random import BatchRandom
-from lipgan.compare.execute import Outcome
 from lipgan.compare.plan import Entry
 from lipgan.config import TrainConfig, load_toml, strategy_param
 from lipgan.errors import LipganError
+from lipgan.executors import Outcome
 from lipgan.runio import RunFolder
 
 QUALITY_KEYS = ("quality/w1", "quality/frechet", "quality/js4")

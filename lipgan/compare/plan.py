@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ from lipgan import data as datasets
 from lipgan import engine, runs
 from lipgan.config import TrainConfig, fold_shorthands, replace
 from lipgan.errors import ConfigError
+from lipgan.executors import threads_per_run
 from lipgan.runio import RunFolder, atomic_write_text, default_folder
 
 DEFAULT_CONSTRAINTS = "clip,gp,gp-one-sided,fd,none"
@@ -248,26 +248,6 @@ def _check(compare: CompareSetup) -> None:
         from lipgan.tensorboard import require_tensorboard
 
         require_tensorboard()
-
-
-def available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
-def threads_per_run(jobs: int, threads: int | None) -> int:
-    """torch threads per run: the given number, else the cores shared by the jobs; jobs x
-    threads may not exceed the cores (threads that wait for a core spin and slow all)."""
-    cores = available_cores()
-    per_run = threads or max(1, cores // jobs)
-    if jobs * per_run > cores:
-        raise ConfigError(
-            f"--jobs {jobs} x --threads {per_run} = {jobs * per_run} threads on {cores} "
-            "cores; lower --jobs or --threads so that jobs x threads <= cores"
-        )
-    return per_run
 
 
 def _job(compare: CompareSetup, entry: Entry, seed: int, config: TrainConfig, resume: bool):

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from lipgan.compare.examine import RunResult
-from lipgan.compare.execute import MEMORY_NOTE
 from lipgan.compare.figures import Figure
 from lipgan.compare.table import columns_for, html_table, markdown_table
+from lipgan.executors import MEMORY_NOTE
 from lipgan.runio import atomic_write_text
 
 _STYLE = """body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}
