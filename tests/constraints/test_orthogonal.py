@@ -11,8 +11,19 @@ import pytest
 import torch
 from torch import nn
 
+from lipgan import constraints
+from lipgan.certified import certified_bound
 from lipgan.constraints import input_gradient, per_sample_norm
-from lipgan.constraints.orthogonal import MaxMin, Orthogonal, bjorck, conv_scale
+from lipgan.constraints.orthogonal import (
+    MAX_ITERATIONS,
+    GroupSort,
+    MaxMin,
+    Orthogonal,
+    bjorck,
+    conv_scale,
+    polar,
+    tolerance_for,
+)
 from lipgan.errors import ConfigError
 from lipgan.models.conv import DCGANCritic
 from lipgan.models.mlp import MLPCritic
@@ -147,9 +158,76 @@ def test_maxmin_is_a_per_sample_permutation() -> None:
     [
         (ResNetCritic(1, 8, 8, "none"), "cannot rebuild a ResNetCritic"),
         (MLPCritic((2,), 16, 2, "layer"), "LayerNorm in the critic is not 1-Lipschitz"),
-        (MLPCritic((2,), 15, 2, "none"), "has 15 outputs; GroupSort sorts pairs"),
+        (MLPCritic((2,), 15, 2, "none"), "has 15 outputs, not a multiple of"),
     ],
 )
 def test_critics_it_cannot_rebuild_are_refused(critic, words) -> None:
     with pytest.raises(ConfigError, match=words):
         Orthogonal().attach(critic)
+
+
+@pytest.mark.parametrize("step", [1e-3, 1e-2])
+@pytest.mark.parametrize("shape", [(512, 512), (512, 2)], ids=["square", "first-layer"])
+def test_bjorck_keeps_real_widths_orthonormal_after_every_large_step(step, shape) -> None:
+    """Adam's early steps move every entry by about lr: +-step on a 512-wide layer puts
+    sigma_max far above sqrt(3) at 1e-2, where unscaled Björck diverges."""
+    layer = nn.Linear(shape[1], shape[0])
+    polar(layer)
+    g = torch.Generator().manual_seed(0)
+    tolerance = tolerance_for(layer.weight)
+    for _ in range(3):
+        with torch.no_grad():
+            layer.weight.add_(step * torch.randn(shape, generator=g).sign())
+        iterations = bjorck(layer)
+        assert 1 <= iterations < MAX_ITERATIONS  # converged, not capped
+        sv = singular_values(layer)
+        torch.testing.assert_close(sv, torch.ones_like(sv), atol=tolerance, rtol=0)
+
+
+def test_group_sort_sorts_each_group_and_zero_sorts_all_channels() -> None:
+    x = torch.randn(5, 8, 3)
+    grouped = GroupSort(4)(x)
+    expected = x.view(5, 2, 4, 3).sort(dim=2, descending=True).values.view(5, 8, 3)
+    torch.testing.assert_close(grouped, expected, atol=0, rtol=0)
+    full = GroupSort(0)(x)
+    torch.testing.assert_close(full, x.sort(dim=1, descending=True).values, atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("group_size", [2, 4, 0], ids=["maxmin", "groups-of-4", "fullsort"])
+def test_every_group_size_keeps_bound_one_and_square_gradient_norm_one(group_size) -> None:
+    """Closed forms: each layer's exact spectral norm is 1 and GroupSort is a permutation,
+    so the certified bound is 1; with square layers ||grad D|| = 1 almost everywhere."""
+    torch.manual_seed(0)
+    critic = MLPCritic((16,), 16, 3, "none")
+    strategy = Orthogonal(group_size=group_size, bias_scale=0.0)
+    strategy.attach(critic)
+    kind = MaxMin if group_size == 2 else GroupSort
+    assert sum(isinstance(m, kind) for m in critic.modules()) == 3
+    train_a_little(critic, strategy, (16,))
+    x = torch.cat([torch.randn(200, 16), 100 * torch.randn(50, 16)])
+    bound, _ = certified_bound(critic, x)
+    assert bound == pytest.approx(1.0, abs=1e-5)
+    _, grad = input_gradient(critic, x, create_graph=False)
+    torch.testing.assert_close(per_sample_norm(grad), torch.ones(250), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("bias_scale", [0.0, 0.25, 1.0])
+def test_attach_leaves_the_chosen_bias_init(bias_scale) -> None:
+    torch.manual_seed(3)
+    fresh = MLPCritic((2,), 16, 3, "none")
+    torch.manual_seed(3)
+    critic = MLPCritic((2,), 16, 3, "none")
+    constraints.build("orthogonal", {"orthogonal": {"bias_scale": bias_scale}}).attach(critic)
+    pairs = list(zip(layers(fresh), layers(critic), strict=True))
+    assert len(pairs) == 4
+    for before, after in pairs:
+        torch.testing.assert_close(after.bias, bias_scale * before.bias, atol=0, rtol=0)
+
+
+def test_group_size_is_a_typed_strategy_parameter() -> None:
+    strategy = constraints.build("orthogonal", {"orthogonal": {"group_size": 4.0}})
+    assert strategy.group_size == 4 and isinstance(strategy.group_size, int)
+    with pytest.raises(ConfigError, match="group_size must be 0 .* or >= 2, got 1"):
+        constraints.build("orthogonal", {"orthogonal": {"group_size": 1.0}})
+    with pytest.raises(ConfigError, match="12 outputs, not a multiple of orthogonal.group_size 8"):
+        Orthogonal(group_size=8).attach(MLPCritic((2,), 12, 2, "none"))
