@@ -3,7 +3,10 @@
 - Frechet distance between Gaussians fitted to classifier features of generated and
   real images. The classifier is a small CNN trained here, once per data set, on CPU,
   and cached (``LIPGAN_CACHE_DIR``, else the platform cache folder) with its test
-  accuracy beside it; FID's Inception weights would need a download.
+  accuracy beside it; FID's Inception weights would need a download. Beside it, in the
+  same features: its extrapolation to infinitely many samples (FD-infinity), the kernel
+  distance (KID) and precision, recall, density and coverage; each with its real-vs-real
+  floor at the same sample count.
 - Memorisation: how close samples lie to their nearest training image, relative to how
   close unseen real images lie (pixel space; any image data, labelled or not).
 - Jensen-Shannon divergence (in nats: 0 for equal distributions, ln 2 for disjoint
@@ -36,6 +39,11 @@ FLOOR_IMAGES = 5_000
 MEMORISATION_SAMPLES = 256  # samples checked against every training image at a log step
 MEMORISATION_HELDOUT = 1_024  # held-out images checked once
 SPLIT_SEED = 0  # fixed: every run on the same data is scored by the same classifier and sets
+KID_SUBSETS = 100  # Binkowski et al. 2018's defaults: 100 subsets of at most 1000 samples
+KID_SUBSET_SIZE = 1000
+NEAREST_K = 5  # k of the k-NN manifolds (Naeem et al. 2020; PyTorch-StudioGAN uses 5)
+FD_INF_FRACTIONS = (0.5, 0.625, 0.75, 0.875, 1.0)  # sample counts of the 1/N fit, of m
+SUBSET_SEED = 0  # the metrics' own subsets: fixed, and never the training RNG
 
 
 def to_float(images: Tensor) -> Tensor:
@@ -102,6 +110,138 @@ def frechet_distance(
     covmean = np.real(covmean)
     value = diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean)
     return float(max(value, 0.0))
+
+
+def frechet_infinity(
+    features: np.ndarray, reference: tuple[np.ndarray, np.ndarray]
+) -> float | None:
+    """The Frechet distance extrapolated to infinitely many samples (Chong & Forsyth 2020).
+
+    FD at N samples is biased upwards by about k/N, so FD is measured on random subsets
+    of N = 50%, 62.5% ... 100% of ``features``, fitted by a line in 1/N, and read at
+    1/N = 0. None when the smallest subset has too few samples for a full-rank
+    covariance. The reference's own finite size is not extrapolated away: compare the
+    value with its floor. May fall below 0 by noise.
+    """
+    counts = sorted({int(len(features) * f) for f in FD_INF_FRACTIONS})
+    if counts[0] <= features.shape[1] + 1 or len(counts) < 3:
+        return None
+    pick = np.random.default_rng(SUBSET_SEED)
+    values = [
+        frechet_distance(
+            *gaussian_stats(features[pick.choice(len(features), n, replace=False)]), *reference
+        )
+        for n in counts
+    ]
+    if not np.isfinite(values).all():
+        return float("nan")
+    _, intercept = np.polyfit(1.0 / np.asarray(counts), values, 1)
+    return float(intercept)
+
+
+# --- kernel distance (KID) -------------------------------------------------------------------
+
+
+def polynomial_kernel(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """k(x, y) = (x . y / d + 1)^3, KID's kernel (d: the feature dimension)."""
+    return (x @ y.T / x.shape[1] + 1.0) ** 3
+
+
+def mmd2_unbiased(x: np.ndarray, y: np.ndarray) -> float:
+    """The unbiased estimate of the squared MMD between samples x (m, d) and y (n, d)
+    under ``polynomial_kernel``: the within-set means leave out the diagonal (k(x, x)),
+    so it is 0 in expectation for one distribution and may come out below 0."""
+    m, n = len(x), len(y)
+    kxx, kyy = polynomial_kernel(x, x), polynomial_kernel(y, y)
+    within_x = (kxx.sum() - np.trace(kxx)) / (m * (m - 1))
+    within_y = (kyy.sum() - np.trace(kyy)) / (n * (n - 1))
+    return float(within_x + within_y - 2 * polynomial_kernel(x, y).mean())
+
+
+class KernelDistance:
+    """KID of feature sets to fixed reference features (Binkowski et al. 2018).
+
+    The mean of ``mmd2_unbiased`` over KID_SUBSETS random reference subsets of m samples
+    (m: the scored set's size, at most KID_SUBSET_SIZE), each against the scored set;
+    one subset, the whole reference, when it holds m samples or fewer. The subsets are
+    fixed (SUBSET_SEED), so their within-reference term is computed once per m, and a
+    call costs one (m, reference) kernel matrix.
+    """
+
+    def __init__(self, reference: np.ndarray) -> None:
+        self.reference = reference
+        self._subsets: dict[int, tuple[list[np.ndarray], float]] = {}
+
+    def _reference_subsets(self, m: int) -> tuple[list[np.ndarray], float]:
+        if m not in self._subsets:
+            n = len(self.reference)
+            if n <= m:
+                subsets = [np.arange(n)]
+            else:
+                pick = np.random.default_rng(SUBSET_SEED)
+                subsets = [pick.choice(n, m, replace=False) for _ in range(KID_SUBSETS)]
+            within = []
+            for subset in subsets:
+                k = polynomial_kernel(self.reference[subset], self.reference[subset])
+                within.append((k.sum() - np.trace(k)) / (len(subset) * (len(subset) - 1)))
+            self._subsets[m] = (subsets, float(np.mean(within)))
+        return self._subsets[m]
+
+    def __call__(self, features: np.ndarray) -> float:
+        m = min(len(features), KID_SUBSET_SIZE)
+        x = features[:m]
+        subsets, within_reference = self._reference_subsets(m)
+        kxx = polynomial_kernel(x, x)
+        within_x = (kxx.sum() - np.trace(kxx)) / (m * (m - 1))
+        cross = polynomial_kernel(x, self.reference).mean(axis=0)  # per reference sample
+        between = float(np.mean([cross[subset].mean() for subset in subsets]))
+        return float(within_x + within_reference - 2 * between)
+
+
+# --- precision, recall, density, coverage ------------------------------------------------
+
+
+def _distances(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    from scipy.spatial.distance import cdist
+
+    return cdist(x, y)
+
+
+def nearest_radii(features: np.ndarray, k: int = NEAREST_K) -> np.ndarray:
+    """Each sample's distance to its k-th nearest neighbour in its own set (itself aside)."""
+    distances = _distances(features, features)
+    return np.partition(distances, k, axis=1)[:, k]
+
+
+class Manifold:
+    """The k-NN manifold of real samples (balls to each one's k-th neighbour) and the
+    precision, recall, density and coverage of a sample set against it (Naeem et al.
+    2020, as the ``prdc`` package computes them; tests/quality checks the two agree).
+
+    The real radii are computed once; a call costs one k-NN of the scored set and one
+    distance matrix to the real samples.
+    """
+
+    def __init__(self, real: np.ndarray, k: int = NEAREST_K) -> None:
+        self.real = real
+        self.k = k
+        self.radii = nearest_radii(real, k)
+
+    def __call__(self, fake: np.ndarray) -> dict[str, float]:
+        if not np.isfinite(fake).all():
+            return {name: float("nan") for name in PRDC_NAMES}
+        fake_radii = nearest_radii(fake, self.k)
+        distances = _distances(self.real, fake)  # (real, fake)
+        inside = distances < self.radii[:, None]  # fake j inside real i's ball
+        return {
+            "precision": float(inside.any(axis=0).mean()),
+            "recall": float((distances < fake_radii[None, :]).any(axis=1).mean()),
+            "density": float(inside.sum(axis=0).mean() / self.k),
+            "coverage": float((distances.min(axis=1) < self.radii).mean()),
+        }
+
+
+PRDC_NAMES = ("precision", "recall", "density", "coverage")
 
 
 # --- the feature classifier ---------------------------------------------------------------
@@ -236,11 +376,14 @@ def scoring_split(n: int) -> tuple[Tensor, Tensor, Tensor]:
 
 
 class FrechetScorer:
-    """Frechet distance of generated images to real ones the classifier never saw, with
-    its noise floor: what real images drawn like the training split score.
+    """Frechet distance, FD-infinity, KID and precision/recall/density/coverage of
+    generated images to real ones the classifier never saw, in the classifier's
+    features, each with its floor: what real images drawn like the training split score.
 
-    The score and the floor use the same number m = min(n, floor images) of images and
-    the same reference, so a generator that matches the data scores the floor.
+    Every score and its floor use the same number m = min(n, floor images) of images and
+    the same reference, so a generator that matches the data scores the floor. The k-NN
+    manifold is the first m reference images (its radii depend on the count, so real and
+    generated sets are the same size).
     """
 
     def __init__(
@@ -248,9 +391,13 @@ class FrechetScorer:
     ) -> None:
         self.net = net
         self.info = info
-        self.reference = gaussian_stats(self.features(reference))
+        reference_features = self.features(reference)
+        self.reference = gaussian_stats(reference_features)
+        self.reference_features = reference_features
+        self.kernel_distance = KernelDistance(reference_features)
         self.floor_features = self.features(floor)
-        self._floors: dict[int, float] = {}
+        self._floors: dict[int, dict[str, float]] = {}
+        self._manifolds: dict[int, Manifold] = {}
 
     @classmethod
     def for_data(
@@ -275,15 +422,28 @@ class FrechetScorer:
         if m < 2:
             return {}
         if m not in self._floors:
-            self._floors[m] = frechet_distance(
-                *gaussian_stats(self.floor_features[:m]), *self.reference
-            )
+            self._manifolds[m] = Manifold(self.reference_features[:m])
+            self._floors[m] = self._scores(self.floor_features[:m], m)
         fake_features = self.features(fake[:m])
         if not np.isfinite(fake_features).all():
-            score = float("nan")
+            scores = {key: float("nan") for key in self._floors[m]}
         else:
-            score = frechet_distance(*gaussian_stats(fake_features), *self.reference)
-        return {"quality/frechet": score, "quality/frechet_floor": self._floors[m]}
+            scores = self._scores(fake_features, m)
+        metrics = {}
+        for key, value in scores.items():
+            metrics[f"quality/{key}"] = value
+            metrics[f"quality/{key}_floor"] = self._floors[m][key]
+        return metrics
+
+    def _scores(self, features: np.ndarray, m: int) -> dict[str, float]:
+        scores = {"frechet": frechet_distance(*gaussian_stats(features), *self.reference)}
+        infinity = frechet_infinity(features, self.reference)
+        if infinity is not None:
+            scores["frechet_inf"] = infinity
+        scores["kid"] = self.kernel_distance(features) if m >= 2 else float("nan")
+        if m > NEAREST_K:
+            scores.update(self._manifolds[m](features))
+        return scores
 
 
 # --- memorisation ------------------------------------------------------------------------

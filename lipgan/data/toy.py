@@ -56,7 +56,7 @@ class ToyData:
             raise ValueError(name)
         self.name = name
         self.mixture = _mixture(name)
-        self._floors: dict[tuple[int, int, int], float] = {}
+        self._references: dict[tuple[int, int, int], _Reference] = {}
 
     def draw(self, rand: BatchRandom, n: int) -> Tensor:
         """This process's n samples (see BatchRandom)."""
@@ -78,8 +78,10 @@ class ToyData:
     # -- quality ------------------------------------------------------------------------
 
     def evaluate(self, fake: Tensor, seed: int, sets: int = 1) -> dict[str, float]:
-        """W1 to real data and its noise floor, each the mean over ``sets`` equal parts of
-        ``fake`` (each against its own real set); for mixtures, modes and quality.
+        """W1 to real data and precision, recall, density and coverage on the raw points,
+        each with its floor (another real sample's value), each the mean over ``sets``
+        equal parts of ``fake`` (each against its own real set); for mixtures, modes and
+        quality.
 
         One set's W1 is a noisy estimate (at 512 points its spread between real sets is
         ~0.03, the size of the differences users compare), so several are averaged.
@@ -87,15 +89,17 @@ class ToyData:
         n = fake.shape[0] // sets
         if n * sets != fake.shape[0]:
             raise ValueError(f"{fake.shape[0]} samples do not split into {sets} sets")
-        real = self.reference(n * sets, seed).numpy()
-        if (n, sets, seed) not in self._floors:
-            other = self.reference(n * sets, seed + 1).numpy()
-            self._floors[n, sets, seed] = _mean_w1(other, real, n)
+        if (n, sets, seed) not in self._references:
+            self._references[n, sets, seed] = _Reference(self, n, sets, seed)
+        reference = self._references[n, sets, seed]
         fake_np = fake.detach().float().cpu().numpy()
         metrics = {
-            "quality/w1": _mean_w1(fake_np, real, n),
-            "quality/w1_floor": self._floors[n, sets, seed],
+            "quality/w1": _mean_w1(fake_np, reference.real, n),
+            "quality/w1_floor": reference.w1_floor,
         }
+        for name, value in reference.prdc(fake_np).items():
+            metrics[f"quality/{name}"] = value
+            metrics[f"quality/{name}_floor"] = reference.prdc_floor[name]
         if self.mixture is not None:
             metrics.update(mode_metrics(fake_np, self.mixture))
         return metrics
@@ -107,6 +111,35 @@ class ToyData:
         real = self.reference(fake.shape[0], seed=0)
         plot_points(path, real, fake, critic, title=self.name)
         return path
+
+
+class _Reference:
+    """What scoring ``sets`` sets of n points with one seed needs, computed once: the real
+    points, each set's k-NN manifold, and the floors (another real sample's scores)."""
+
+    def __init__(self, data: ToyData, n: int, sets: int, seed: int) -> None:
+        from lipgan.quality import NEAREST_K, Manifold
+
+        self.n = n
+        self.real = data.reference(n * sets, seed).numpy()
+        other = data.reference(n * sets, seed + 1).numpy()
+        self.w1_floor = _mean_w1(other, self.real, n)
+        self.manifolds = (
+            [Manifold(self.real[i : i + n]) for i in range(0, len(self.real), n)]
+            if n > NEAREST_K
+            else []
+        )
+        self.prdc_floor = self.prdc(other)
+
+    def prdc(self, fake: np.ndarray) -> dict[str, float]:
+        """Precision, recall, density, coverage: means over the sets (none below k + 1)."""
+        scores = [manifold(fake[i * self.n : (i + 1) * self.n]) for i, manifold in
+                  enumerate(self.manifolds)]  # fmt: skip
+        return (
+            {name: float(np.mean([s[name] for s in scores])) for name in scores[0]}
+            if scores
+            else {}
+        )
 
 
 def exact_w1(a: np.ndarray, b: np.ndarray) -> float:

@@ -57,6 +57,15 @@ def test_classifier_cached_and_floor(tmp_path, monkeypatch):
     assert at_floor["quality/frechet"] == at_floor["quality/frechet_floor"]
     noise = torch.rand(512, 1, 8, 8, generator=torch.Generator().manual_seed(0)) * 2 - 1
     assert scorer.evaluate(noise)["quality/frechet"] > 5 * at_floor["quality/frechet_floor"]
+    # every feature metric scores the floor images at its floor (the same m, the same sets)
+    floors = {k.removesuffix("_floor") for k in at_floor if k.endswith("_floor")}
+    assert floors == {"quality/" + n for n in FEATURE_METRICS}
+    for key in floors:
+        assert at_floor[key] == at_floor[f"{key}_floor"], key
+    noisy = scorer.evaluate(noise)
+    assert noisy["quality/kid"] > 20 * abs(at_floor["quality/kid_floor"])
+    assert noisy["quality/precision"] < 0.2 < 0.8 < at_floor["quality/precision_floor"]
+    assert noisy["quality/coverage"] < 0.2 < 0.8 < at_floor["quality/coverage_floor"]
     assert np.isnan(scorer.evaluate(torch.full((8, 1, 8, 8), float("nan")))["quality/frechet"])
 
     def no_training(*args, **kwargs):
@@ -66,6 +75,9 @@ def test_classifier_cached_and_floor(tmp_path, monkeypatch):
     again = d_scorer(d)
     np.testing.assert_array_equal(again.features(d.heldout), scorer.features(d.heldout))
     check_heldout_at_floor(d, scorer)  # here: one classifier training for both tests
+
+
+FEATURE_METRICS = ("frechet", "frechet_inf", "kid", "precision", "recall", "density", "coverage")
 
 
 def d_scorer(d) -> FrechetScorer:
