@@ -25,6 +25,7 @@ from torch import Tensor, nn
 
 from lipgan.constraints.base import Constraint, CriticBatch, non_negative, per_sample_norm
 from lipgan.constraints.registry import ADAM, register
+from lipgan.tune.space import PENALTY_WEIGHT, POINTS_PENALTY_WEIGHT, tunable
 
 # Distances relative to a sample's norm: ~55 for a CIFAR image, ~2 for a toy point, ~5
 # for an 8x8 digit or a 32-character one-hot line.
@@ -64,6 +65,7 @@ def adversarial_direction(
     return d
 
 
+@tunable(PENALTY_WEIGHT, by_family=POINTS_PENALTY_WEIGHT)
 @register(
     "alr",
     description="Adversarial Lipschitz: lambda * E[max(0, |D(x)-D(x+r)|/||r|| - K)^2], "

@@ -7,8 +7,10 @@ from torch import nn
 
 from lipgan.constraints.base import Constraint
 from lipgan.constraints.registry import RMSPROP, register
+from lipgan.tune.space import LogUniform, tunable
 
 
+@tunable({"c": LogUniform(1e-3, 1.0)})  # compare_gan: c 10^U[-3, 0]
 @register(
     "clip",
     description="Weight clipping: every critic parameter clamped into [-c, c] after each step",

@@ -28,6 +28,7 @@ from lipgan.constraints.base import (
 )
 from lipgan.constraints.gradient_penalty import TOY_WEIGHT
 from lipgan.constraints.registry import ADAM, register
+from lipgan.tune.space import PENALTY_WEIGHT, POINTS_PENALTY_WEIGHT, tunable
 
 
 def batch_std(x: Tensor, rand: BatchRandom) -> Tensor:
@@ -53,6 +54,7 @@ def perturb(real: Tensor, rand: BatchRandom, c: float) -> Tensor:
     return real + alpha * (c * batch_std(real, rand)) * u
 
 
+@tunable(PENALTY_WEIGHT, by_family=POINTS_PENALTY_WEIGHT)
 @register(
     "dragan",
     description="DRAGAN: lambda * E[(||grad D(x_p)|| - 1)^2] at points perturbed around real data",

@@ -31,8 +31,10 @@ from lipgan.constraints.base import (
 )
 from lipgan.constraints.gradient_penalty import TOY_WEIGHT
 from lipgan.constraints.registry import ADAM, register
+from lipgan.tune.space import PENALTY_WEIGHT, POINTS_PENALTY_WEIGHT, tunable
 
 
+@tunable(PENALTY_WEIGHT, by_family=POINTS_PENALTY_WEIGHT)
 @register(
     "fd",
     description="Finite-difference penalty: lambda * E[(|D(x1)-D(x2)| / ||x1-x2|| - 1)^2]",

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from lipgan.constraints.base import Constraint, per_sample_norm
 from lipgan.constraints.registry import ADAM, register
 from lipgan.errors import ConfigError
+from lipgan.tune.space import WIDTHS, tunable
 
 BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 
@@ -56,6 +57,7 @@ class GradientNormalizedCritic(nn.Module):
         return None
 
 
+@tunable({}, by_family=WIDTHS)
 @register(
     "gn",
     description="Gradient normalisation: D(x) / (||grad D(x)|| + |D(x)|), any critic (GN-GAN)",

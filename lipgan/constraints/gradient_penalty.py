@@ -21,6 +21,7 @@ from lipgan.constraints.base import (
     random_source,
 )
 from lipgan.constraints.registry import ADAM, register
+from lipgan.tune.space import PENALTY_WEIGHT, POINTS_PENALTY_WEIGHT, tunable
 
 # The paper's lambda = 10 is for images; on 2-D toy data the official script used 0.1,
 # and our measurement agrees (docs/constraints/gp.md): 10 leaves the generator a blob.
@@ -64,6 +65,7 @@ def gradient_penalty(
     return weight * excess.pow(2).mean()
 
 
+@tunable(PENALTY_WEIGHT, by_family=POINTS_PENALTY_WEIGHT)
 @register(
     "gp",
     description="Two-sided gradient penalty: lambda * E[(||grad D(x_hat)|| - 1)^2] (WGAN-GP)",
@@ -88,6 +90,7 @@ class GradientPenalty(Constraint):
         )
 
 
+@tunable(PENALTY_WEIGHT, by_family=POINTS_PENALTY_WEIGHT)
 @register(
     "gp-one-sided",
     description="One-sided gradient penalty: lambda * E[max(0, ||grad D(x_hat)|| - 1)^2]",

@@ -35,6 +35,7 @@ from torch import Tensor, nn
 from lipgan.constraints.base import Constraint
 from lipgan.constraints.registry import ADAM, register
 from lipgan.errors import ConfigError
+from lipgan.tune.space import WIDTHS, Choice, tunable
 
 ORTHONORMAL_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d)
 SWAPPED_ACTIVATIONS = (nn.ReLU, nn.LeakyReLU)
@@ -198,6 +199,7 @@ def rebuild(critic: nn.Module, group_size: int = 2, bias_scale: float = 1.0) -> 
                 layer.bias.mul_(bias_scale)
 
 
+@tunable({"group_size": Choice((0, 2, 4, 16))}, by_family=WIDTHS)
 @register(
     "orthogonal",
     description="By construction: orthonormal (Björck) weights + GroupSort activations",

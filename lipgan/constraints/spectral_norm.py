@@ -15,11 +15,13 @@ from torch.nn.utils import parametrizations, parametrize
 from lipgan.constraints.base import Constraint
 from lipgan.constraints.registry import ADAM, register
 from lipgan.errors import ConfigError
+from lipgan.tune.space import WIDTHS, IntRange, tunable
 
 NORMALISED_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 """Layer types whose weight gets the parametrisation (transposed convs are generator-side)."""
 
 
+@tunable({"power_iterations": IntRange(1, 3)}, by_family=WIDTHS)
 @register(
     "sn",
     description="Spectral normalisation: each Linear/Conv weight divided by its top singular value",

@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from lipgan.constraints.base import BatchRandom, Constraint, CriticBatch, non_negative
 from lipgan.constraints.gradient_penalty import interpolate_gradient_norm
 from lipgan.constraints.registry import ADAM, register
+from lipgan.tune.space import PENALTY_WEIGHT, Choice, tunable
 
 
 def check_power(weight: float, power: float) -> None:
@@ -42,6 +43,7 @@ def wgan_div_penalty(
     return weight * norm.pow(power).mean()
 
 
+@tunable({**PENALTY_WEIGHT, "power": Choice((2.0, 4.0, 6.0))})
 @register(
     "wgan-div",
     description="WGAN-div: k * E[||grad D(x_hat)||^p] on interpolates (k=2, p=6)",

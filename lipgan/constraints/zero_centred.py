@@ -27,6 +27,7 @@ from lipgan.constraints.base import (
     random_source,
 )
 from lipgan.constraints.registry import ADAM, register
+from lipgan.tune.space import PENALTY_WEIGHT, POINTS_PENALTY_WEIGHT, tunable
 
 # A squared norm needs no sqrt, so no sqrt(0) guard: sum of squares per sample is exact
 # and its gradient at a zero input gradient is 0.
@@ -85,6 +86,7 @@ class _ZeroCentredPenalty(Constraint):
         self.weight = non_negative("weight", weight)
 
 
+@tunable(PENALTY_WEIGHT, by_family=POINTS_PENALTY_WEIGHT)
 @register(
     "r1",
     description="R1: (gamma/2) * E[||grad D(x_real)||^2], zero-centred on real data",
@@ -97,6 +99,7 @@ class R1Penalty(_ZeroCentredPenalty):
         return r1_penalty(critic, batch.real, weight=self.weight, scaler=batch.scaler)
 
 
+@tunable(PENALTY_WEIGHT, by_family=POINTS_PENALTY_WEIGHT)
 @register(
     "r2",
     description="R2: (gamma/2) * E[||grad D(x_fake)||^2], zero-centred on generated data",
@@ -109,6 +112,7 @@ class R2Penalty(_ZeroCentredPenalty):
         return r2_penalty(critic, batch.fake, weight=self.weight, scaler=batch.scaler)
 
 
+@tunable(PENALTY_WEIGHT, by_family=POINTS_PENALTY_WEIGHT)
 @register(
     "gp-zero-centred",
     description="Zero-centred gradient penalty: lambda * E[||grad D(x_hat)||^2] on interpolates",
