@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -180,12 +181,14 @@ def setup(
     out: Path | None,
     *,
     overwrite: bool = False,
+    configs: Mapping[str, TrainConfig] | None = None,
     **options: Any,
 ) -> CompareSetup:
     """Check the options, claim the output folder, save the plan and prepare every run.
 
     ``options`` are CompareSetup's fields (seeds, parallel, threshold, baseline,
-    critic_only, noise_std, tensorboard, command, threads).
+    critic_only, noise_std, tensorboard, command, threads). ``configs`` gives an entry its
+    own config in place of ``base`` (``compare --tune``: each strategy's best).
     """
     if base.iters is None:  # the family's default budget, shared by every run
         family = datasets.load_for(base).family
@@ -202,7 +205,8 @@ def setup(
         return compare
     for seed in compare.seeds:  # seed-major: a stopped compare has every strategy's first seeds
         for entry in entries:
-            prepared = runs.prepare(entry_config(base, entry, seed, compare.out))
+            start = (configs or {}).get(entry.name, base)
+            prepared = runs.prepare(entry_config(start, entry, seed, compare.out))
             compare.jobs.append(_job(compare, entry, seed, prepared.config, resume=False))
     atomic_write_text(compare.out / PLAN_FILE, json.dumps(_plan_data(compare), indent=2) + "\n")
     return compare
