@@ -358,17 +358,20 @@ def test_an_interrupted_compare_resumed_gives_the_same_results(report, tmp_path,
 
     from lipgan import callbacks
 
-    calls = []
+    out = tmp_path / "resumed"
 
     @contextlib.contextmanager
-    def stop_after_a_few_checks():
-        # the engine (jobs 1) or the executor (jobs 2) asks once per iteration or poll
-        yield lambda: signal.SIGINT if len(calls.append(1) or calls) > 9 else None
+    def stop_once_a_run_ended():
+        # a stop as soon as the first run is recorded: with --jobs 1 the next run never
+        # starts, with --jobs 2 the other running one stops at a checkpoint
+        outcomes = out / "outcomes.json"
+        yield (
+            lambda: signal.SIGINT if outcomes.is_file() and '"ok"' in outcomes.read_text() else None
+        )
 
-    out = tmp_path / "resumed"
     args = ["--constraints", "clip,gp", "--seeds", "2", "--threshold", "100", *TINY]
     with monkeypatch.context() as patch:
-        patch.setattr(callbacks, "StopOnSignals", stop_after_a_few_checks)
+        patch.setattr(callbacks, "StopOnSignals", stop_once_a_run_ended)
         stopped = CliRunner().invoke(app, ["compare", "--out", str(out), "--jobs", jobs, *args])
     assert stopped.exit_code == 130, stopped.output
     assert f"lipgan compare --resume {out}" in stopped.output

@@ -7,34 +7,46 @@ through (``run_job``); ``local`` runs on this machine. Features submit ``Job``s 
 
 from lipgan.executors.base import (
     MEMORY_NOTE,
+    STOP_SIGNALS,
     Event,
     Executor,
     Job,
+    NotStarted,
     OnEvent,
     Outcome,
     ShouldStop,
     available_cores,
+    check_identity,
+    lost_worker_outcome,
     peak_rss_mib,
     reset_peak_rss,
     run_job,
+    stop_signals,
     threads_per_run,
     torch_threads,
 )
+from lipgan.executors.cluster import from_options
 from lipgan.executors.local import LocalProcessExecutor
 
 __all__ = [
     "MEMORY_NOTE",
+    "STOP_SIGNALS",
     "Event",
     "Executor",
     "Job",
     "LocalProcessExecutor",
+    "NotStarted",
     "OnEvent",
     "Outcome",
     "ShouldStop",
     "available_cores",
+    "check_identity",
+    "from_options",
+    "lost_worker_outcome",
     "peak_rss_mib",
     "reset_peak_rss",
     "run_job",
+    "stop_signals",
     "threads_per_run",
     "torch_threads",
 ]

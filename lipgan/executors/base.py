@@ -5,6 +5,22 @@ tuning trial) and reports ``Event``s as they progress and end; the features that
 jobs never see how. Every job runs through ``run_job``, the ordinary ``engine.train`` on
 the job's run folder, so an executor for a cluster (Ray, Slurm) only has to call
 ``run_job`` where the job runs and forward its events.
+
+The rules every executor gets from ``run_job`` (issue 24; signatures unchanged):
+
+- stop signals: ``run_job`` handles SIGINT and SIGTERM itself while it runs (in the main
+  thread of its process, ``stop_signals``), besides asking its ``should_stop``; a stop ends
+  the run at a checkpoint with ``engine.Interrupted`` (outcome 'interrupted', exit code
+  128 + signal), never as 'failed'. A second signal raises KeyboardInterrupt there.
+- nothing new starts after a stop: when a stop was asked before the job started,
+  ``run_job`` raises ``NotStarted`` (an ``engine.Interrupted``) without touching its folder;
+  an executor records no outcome for such a job and starts no other.
+- identity: before training into a folder that already holds a config.toml, ``run_job``
+  checks it against the job's resolved config (``check_identity``) and ends the job
+  'failed', the folder untouched, when it holds another run.
+- a worker that ended without reporting: ``lost_worker_outcome(exit_code, stopping)`` is
+  'interrupted' when it died of a stop signal while a stop was asked (a signal sent to the
+  whole process group reaches a worker before its handlers exist), else 'failed'.
 """
 
 from __future__ import annotations
@@ -12,16 +28,20 @@ from __future__ import annotations
 import contextlib
 import os
 import resource
+import signal
+import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Protocol
 
 import torch
 
 from lipgan import engine
-from lipgan.config import TrainConfig
+from lipgan.callbacks import StopOnSignals
+from lipgan.config import TrainConfig, load_toml
 from lipgan.errors import ConfigError, DivergenceError, LipganError
+from lipgan.runio import RunFolder
 
 MEMORY_NOTE = (
     "peak resident memory (MiB) of the process while the run trained: the child process's "
@@ -86,8 +106,9 @@ ShouldStop = Callable[[], int | None]
 class Executor(Protocol):
     """Runs jobs, reports their events, returns every job's outcome by name.
 
-    When ``should_stop`` returns a signal number, running jobs stop at a checkpoint and
-    ``engine.Interrupted`` is raised once they have.
+    When ``should_stop`` returns a signal number, running jobs stop at a checkpoint,
+    nothing new starts, and ``engine.Interrupted`` (exit code 128 + signal) is raised once
+    the running jobs have ended. Every job runs through ``run_job``.
     """
 
     def run(
@@ -117,9 +138,33 @@ def peak_rss_mib(reset_worked: bool) -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
-def run_job(job: Job, on_event: OnEvent, should_stop: ShouldStop | None = None) -> str:
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class NotStarted(engine.Interrupted):
+    """A stop was asked before the job started: nothing of it was written."""
+
+
+def run_job(job: Job, on_event: OnEvent, should_stop: ShouldStop | None = None) -> tuple[str, str]:
     """Train one job to its end; returns (status, message), never raising for a run that
-    diverged or failed (``engine.Interrupted`` does propagate)."""
+    diverged or failed. ``engine.Interrupted`` propagates: a stop (``should_stop`` or a
+    SIGINT/SIGTERM to this process) ended the run at a checkpoint, or ``NotStarted``."""
+    with stop_signals() as signals:
+
+        def stop() -> int | None:
+            return signals() or (should_stop() if should_stop is not None else None)
+
+        signum = stop()
+        if signum is not None:
+            raise NotStarted(f"{job.name} not started: stopped", exit_code=128 + signum)
+        try:
+            check_identity(job.run_dir, job.config)
+        except LipganError as exc:
+            return "failed", str(exc)
+        return _train(job, on_event, stop)
+
+
+def _train(job: Job, on_event: OnEvent, stop: ShouldStop) -> tuple[str, str]:
     total = job.config.iters
     logger = None
     if job.tensorboard_dir is not None:
@@ -134,7 +179,7 @@ def run_job(job: Job, on_event: OnEvent, should_stop: ShouldStop | None = None) 
     try:
         engine.train(
             job.config, job.run_dir, resume=job.resume, callbacks=[logger] if logger else [],
-            on_progress=on_progress, should_stop=should_stop,
+            on_progress=on_progress, should_stop=stop,
         )  # fmt: skip
         return "ok", ""
     except DivergenceError as exc:
@@ -146,6 +191,62 @@ def run_job(job: Job, on_event: OnEvent, should_stop: ShouldStop | None = None) 
     finally:
         if logger is not None:
             logger.close()
+
+
+@contextlib.contextmanager
+def stop_signals() -> Iterator[ShouldStop]:
+    """SIGINT and SIGTERM ask to stop while the block runs (``StopOnSignals``); yields
+    what to ask. Outside the main thread, where Python cannot install handlers, it asks
+    nothing and the executor's ``should_stop`` alone decides."""
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: None
+        return
+    with StopOnSignals() as signals:
+        yield signals
+
+
+IDENTITY_EXEMPT = frozenset({"out", "threads"})
+"""Fields a run folder's config may differ in from its job's and still hold that run:
+where the folder is (a moved compare folder) and the executor's thread count."""
+
+
+def check_identity(run_dir: Path, config: TrainConfig) -> None:
+    """Refuse a folder whose config.toml holds another run than ``config`` (a folder
+    replaced by hand, another strategy's run); a folder without one is not checked."""
+    folder = RunFolder(run_dir)
+    if not folder.config.is_file():
+        return
+    saved = load_toml(folder.config)
+    differs = [
+        f.name
+        for f in fields(TrainConfig)
+        if f.name not in IDENTITY_EXEMPT and getattr(saved, f.name) != getattr(config, f.name)
+    ]
+    if differs:
+        name = differs[0]
+        raise ConfigError(
+            f"run folder {run_dir} holds another run: its config.toml has {name} = "
+            f"{getattr(saved, name)!r} where this run has {getattr(config, name)!r}; move "
+            "that folder out of the way (nothing in it was changed)"
+        )
+
+
+STOP_EXIT_CODES = frozenset({-s for s in STOP_SIGNALS} | {128 + s for s in STOP_SIGNALS})
+"""How a process that a stop signal ended exits: killed by it (-2, -15 as
+multiprocessing reports it) or exiting 128 + signal (130, 143)."""
+
+
+def lost_worker_outcome(exit_code: int | None, stopping: bool) -> Outcome:
+    """The outcome of a worker process that ended without reporting one.
+
+    A signal sent to the whole process group (a terminal's Ctrl-C, ``kill -TERM -PGID``,
+    Slurm, ``timeout``) reaches a worker that is still starting, before its handlers are
+    installed; it dies of the signal having written nothing, and is as resumable as a
+    run stopped at a checkpoint.
+    """
+    if stopping and exit_code in STOP_EXIT_CODES:
+        return Outcome("interrupted", None, "stopped by a signal while starting")
+    return Outcome("failed", None, f"worker exited with code {exit_code}")
 
 
 @contextlib.contextmanager

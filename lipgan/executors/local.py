@@ -2,12 +2,15 @@
 
 ``LocalProcessExecutor(jobs=N)`` trains in this process when N is 1 (peak memory through
 VmHWM resets) and in N spawned worker processes otherwise, each with its share of the
-cores. Ctrl-C asks every running job to stop after its current iteration and write a
-checkpoint, so ``--resume`` continues exactly.
+cores. Ctrl-C or SIGTERM asks every running job to stop after its current iteration and
+write a checkpoint, so ``--resume`` continues exactly; nothing new starts after it. The
+workers handle both signals themselves (through ``run_job``): a signal sent to the whole
+process group reaches them too.
 """
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import queue as queue_module
 import signal
@@ -18,11 +21,14 @@ import torch
 
 from lipgan import engine
 from lipgan.executors.base import (
+    STOP_SIGNALS,
     Event,
     Job,
+    NotStarted,
     OnEvent,
     Outcome,
     ShouldStop,
+    lost_worker_outcome,
     peak_rss_mib,
     reset_peak_rss,
     run_job,
@@ -54,6 +60,8 @@ class LocalProcessExecutor:
             reset = reset_peak_rss()
             try:
                 status, message = run_job(job, on_event, should_stop)
+            except NotStarted:
+                raise
             except engine.Interrupted:
                 outcome = Outcome("interrupted", None, "stopped by a signal")
                 on_event(Event(job.name, 0, job.config.iters, outcome=outcome))
@@ -65,16 +73,27 @@ class LocalProcessExecutor:
 
 
 def _child(job: Job, events: Any, stop: Any, threads: int) -> None:
-    """Entry point of a worker process (spawned: nothing shared but the queue and event)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
+    """Entry point of a worker process (spawned: nothing shared but the queue and event).
+
+    ``run_job`` handles the stop signals while the job runs; around it they are ignored,
+    so a signal while the outcome is sent cannot lose it (the parent's event says stop).
+    """
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
     torch.set_num_threads(threads)
 
     def forward(event: Event) -> None:
         events.put(("event", event))
 
+    def asked() -> int | None:
+        return signal.SIGINT if stop.is_set() else None
+
     try:
-        status, message = run_job(job, forward, lambda: signal.SIGINT if stop.is_set() else None)
-    except engine.Interrupted:
+        status, message = run_job(job, forward, asked)
+    except NotStarted:
+        events.put(("not started", job.name))
+        return
+    except (engine.Interrupted, KeyboardInterrupt):  # KeyboardInterrupt: a second signal
         status, message = "interrupted", "stopped by a signal"
     except Exception as exc:  # report, never hang the parent
         status, message = "failed", f"{type(exc).__name__}: {exc}"
@@ -91,28 +110,35 @@ class _Workers:
         self.stop = self.context.Event()
         self.running: dict[str, Any] = {}
         self.outcomes: dict[str, Outcome] = {}
+        self.signum: int | None = None
+        self.should_stop: ShouldStop | None = None
 
     def run(self, jobs: Sequence[Job], should_stop: ShouldStop | None) -> dict[str, Outcome]:
         waiting = list(jobs)
-        totals = {job.name: job.config.iters for job in jobs}
-        signum = None
+        self.totals = {job.name: job.config.iters for job in jobs}
+        self.should_stop = should_stop
         try:
             while waiting or self.running:
-                while waiting and len(self.running) < self.jobs and signum is None:
+                # asked before every start: nothing new starts after a stop
+                while waiting and len(self.running) < self.jobs and not self._stopping():
                     self._start(waiting.pop(0))
-                if signum is None and should_stop is not None:
-                    signum = should_stop()
-                    if signum is not None:
-                        self.stop.set()  # every worker checkpoints and ends
-                        waiting.clear()
-                self._receive(totals)
+                if self._stopping():
+                    waiting.clear()
+                if self.running:
+                    self._receive()
         finally:
-            for process in self.running.values():
-                process.terminate()
-                process.join()
-        if signum is not None:
-            raise engine.Interrupted("compare stopped", exit_code=128 + signum)
+            self._end_all()
+        if self.signum is not None:
+            raise engine.Interrupted("compare stopped", exit_code=128 + self.signum)
         return {job.name: self.outcomes[job.name] for job in jobs}
+
+    def _stopping(self) -> bool:
+        """Whether a stop was asked; the first time, every worker is told."""
+        if self.signum is None and self.should_stop is not None:
+            self.signum = self.should_stop()
+            if self.signum is not None:
+                self.stop.set()  # every worker checkpoints and ends
+        return self.signum is not None
 
     def _start(self, job: Job) -> None:
         process = self.context.Process(
@@ -121,23 +147,46 @@ class _Workers:
         process.start()
         self.running[job.name] = process
 
-    def _receive(self, totals: dict[str, int]) -> None:
+    def _receive(self) -> None:
         try:
-            message = self.events.get(timeout=0.5)
+            self._handle(self.events.get(timeout=0.5))
         except queue_module.Empty:
-            for name, process in list(self.running.items()):
-                if not process.is_alive() and process.exitcode not in (0, None):
-                    self.running.pop(name)
-                    text = f"worker exited with code {process.exitcode}"
-                    self._end(name, Outcome("failed", None, text), totals[name])
-            return
+            pass
+        self._reap()
+
+    def _handle(self, message: tuple) -> None:
         if message[0] == "event":
             self.on_event(message[1])
-        else:
-            _, name, outcome = message
-            self.running.pop(name).join()
-            self._end(name, outcome, totals[name])
+            return
+        name = message[1]
+        self.running.pop(name).join()
+        if message[0] == "done":
+            self._end(name, message[2])
 
-    def _end(self, name: str, outcome: Outcome, total: int) -> None:
+    def _reap(self) -> None:
+        """Workers that died without reporting (killed, or a signal while starting)."""
+        dead = [n for n, p in self.running.items() if p.exitcode not in (0, None)]
+        if not dead:
+            return
+        with contextlib.suppress(queue_module.Empty):  # what they sent before dying
+            while True:
+                self._handle(self.events.get_nowait())
+        for name in dead:
+            if name in self.running:
+                process = self.running.pop(name)
+                self._end(name, lost_worker_outcome(process.exitcode, self._stopping()))
+
+    def _end(self, name: str, outcome: Outcome) -> None:
         self.outcomes[name] = outcome
+        total = self.totals[name]
         self.on_event(Event(name, total, total, outcome=outcome))
+
+    def _end_all(self) -> None:
+        """On the way out (a second Ctrl-C): SIGTERM asks each worker to checkpoint."""
+        for process in self.running.values():
+            process.terminate()
+        for process in self.running.values():
+            process.join(timeout=30)
+            if process.is_alive():
+                process.kill()
+                process.join()
