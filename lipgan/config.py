@@ -120,7 +120,12 @@ class TrainConfig:
     device: str = "auto"
     """'auto', 'cpu' or 'cuda'."""
     precision: str = "fp32"
-    """'fp32', 'bf16' (autocast) or 'fp16' (autocast + gradient scaler, CUDA only)."""
+    """'fp32', 'bf16' (autocast), 'fp16' (autocast + gradient scaler, CUDA only) or 'auto'
+    (bf16 where the hardware runs it fast: AMX or AVX-512-BF16 CPUs, CUDA compute
+    capability 8.0+; fp32 elsewhere; the run's config.toml keeps the choice)."""
+    precision_auto: bool = False
+    """Written by the run: precision was chosen by 'auto' on the machine the run started
+    on (a resume keeps that choice on any machine)."""
     threads: int | None = None
     """torch CPU threads (default: torch's choice; 1 is faster on a busy shared machine)."""
     compile: bool = False
@@ -302,7 +307,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "critic_norm": ("none", "layer", "batch"),
     "architecture": ("auto", "mlp", "dcgan", "resnet", "text"),
     "device": ("auto", "cpu", "cuda"),
-    "precision": ("fp32", "bf16", "fp16"),
+    "precision": ("fp32", "bf16", "fp16", "auto"),
     "on_nan": ("stop", "rollback"),
     "lr_decay": ("constant", "linear", "cosine"),
 }

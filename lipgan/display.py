@@ -89,9 +89,12 @@ class TrainDisplay(Callback):
     def on_train_start(self, config: TrainConfig, run_dir: Path, iteration: int) -> None:
         self.run_dir, self.total = run_dir, config.iters
         verb = "resuming" if iteration > 0 else "training"
+        chosen = ""
+        if config.precision_auto:
+            chosen = f" in {config.precision} (chosen by --precision auto)"
         self.console.print(
             f"{verb} [bold]{config.constraint}[/] on [bold]{config.data}[/] for "
-            f"{config.iters} iterations -> {run_dir}"
+            f"{config.iters} iterations{chosen} -> {run_dir}"
         )
         self.bar.start()
         self.task = self.bar.add_task("train", total=config.iters, speed="", numbers="")

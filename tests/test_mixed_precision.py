@@ -7,6 +7,7 @@ with ``torch.amp.GradScaler("cpu")``). CUDA is not exercised here.
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 
@@ -14,11 +15,15 @@ import pytest
 import torch
 
 from lipgan import constraints, engine
-from lipgan.config import replace
+from lipgan.config import load_toml, replace
 from lipgan.data.toy import ToyData
 from lipgan.engine.measure import _finite
 
+from runkit import TINY_ARGS, cli, last_state
 from testkit import tiny_config
+
+# The module, not the function ``lipgan.engine.resolve`` that shadows it on the package.
+resolve_module = importlib.import_module("lipgan.engine.resolve")
 
 DOUBLE_BACKWARD = [
     n for n in constraints.names() if constraints.get(n).factory.needs_double_backward
@@ -89,3 +94,51 @@ def test_a_batch_norm_critic_scores_fakes_with_reals_in_the_generator_step():
     logged = parts.window[2].item()
     assert logged == pytest.approx(together.item(), rel=1e-6)
     assert abs(alone.item() - together.item()) > 1e-3  # the two ways differ measurably
+
+
+@pytest.mark.parametrize(
+    ("flags", "fast"),
+    [({}, False), ({"avx2": True, "avx512_f": True}, False), ({"avx512_bf16": True}, True),
+     ({"amx_bf16": True}, True)],
+)  # fmt: skip
+def test_bf16_is_fast_on_a_cpu_only_with_bf16_units(monkeypatch, flags, fast) -> None:
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: flags)
+    assert resolve_module.bf16_is_fast(torch.device("cpu")) is fast
+
+
+@pytest.mark.parametrize(("capability", "fast"), [((7, 5), False), ((8, 0), True)])
+def test_bf16_is_fast_on_cuda_from_compute_capability_8(monkeypatch, capability, fast) -> None:
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert resolve_module.bf16_is_fast(torch.device("cuda")) is fast
+
+
+@pytest.mark.parametrize(("fast", "chosen"), [(False, "fp32"), (True, "bf16")])
+def test_precision_auto_is_chosen_once_said_first_and_kept_by_resume(
+    tmp_path, monkeypatch, fast, chosen
+) -> None:
+    run = tmp_path / "run"
+    monkeypatch.setattr(resolve_module, "bf16_is_fast", lambda device: fast)
+    result = cli("train", *TINY_ARGS, "--iters", 4, "--precision", "auto", "--out", run)
+    assert result.exit_code == 0, result.output
+    said = f"for 4 iterations in {chosen} (chosen by --precision auto)"
+    assert said in result.output.splitlines()[0]
+    saved = load_toml(run / "config.toml")
+    assert (saved.precision, saved.precision_auto) == (chosen, True)
+    # Resumed where the check answers the opposite: the run keeps the precision it had.
+    monkeypatch.setattr(resolve_module, "bf16_is_fast", lambda device: not fast)
+    result = cli("train", "--resume", run, "--iters", 8)
+    assert result.exit_code == 0, result.output
+    first = result.output.splitlines()[0]
+    assert first.startswith("resuming") and f"in {chosen} (chosen by --precision auto)" in first
+    saved = load_toml(run / "config.toml")
+    assert (saved.precision, saved.precision_auto) == (chosen, True)
+    state = last_state(run)
+    assert state["iteration"] == 8 and state["config"]["precision"] == chosen
+
+
+def test_an_explicit_precision_is_not_marked_auto(monkeypatch) -> None:
+    monkeypatch.setattr(resolve_module, "bf16_is_fast", lambda device: True)
+    for precision in ("fp32", "bf16"):
+        config = engine.resolve(tiny_config(precision=precision), "points")
+        assert (config.precision, config.precision_auto) == (precision, False)

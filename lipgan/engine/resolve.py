@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import torch
+
 from lipgan import constraints as registry
 from lipgan import distributed, models
 from lipgan.config import TrainConfig, replace
@@ -14,6 +16,28 @@ DEFAULT_ITERS = {"points": 2000, "images": 1000, "text": 1000}
 
 def resolve_iters(config: TrainConfig, family: str) -> int:
     return config.iters or DEFAULT_ITERS.get(family, 1000)
+
+
+def bf16_is_fast(device: torch.device) -> bool:
+    """Whether ``device`` has bf16 matrix units: a CUDA device of compute capability 8.0+
+    (Ampere on), or a CPU with AMX-BF16 or AVX-512-BF16. Elsewhere bf16 matmuls are
+    emulated and far slower than fp32 (docs/performance.md, "The limit, measured")."""
+    if device.type == "cuda":
+        major, _ = torch.cuda.get_device_capability(device)
+        return major >= 8 and torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        flags = torch.cpu.get_capabilities()
+        return bool(flags.get("amx_bf16") or flags.get("avx512_bf16"))
+    return False
+
+
+def resolve_precision(config: TrainConfig) -> tuple[str, bool]:
+    """(precision to train in, whether 'auto' chose it): 'auto' becomes bf16 where the
+    hardware runs it fast and fp32 elsewhere; a choice made earlier stays made."""
+    if config.precision != "auto":
+        return config.precision, config.precision_auto
+    device = distributed.pick_device(config.device)
+    return ("bf16" if bf16_is_fast(device) else "fp32"), True
 
 
 def resolve(config: TrainConfig, family: str) -> TrainConfig:
@@ -36,8 +60,11 @@ def resolve(config: TrainConfig, family: str) -> TrainConfig:
     options = {
         f"{name}.{key}": value for name, part in params.items() for key, value in part.items()
     }
+    precision, precision_auto = resolve_precision(config)
     resolved = replace(
         config,
+        precision=precision,
+        precision_auto=precision_auto,
         optimizer=optimizer,
         lr=lr,
         generator_lr=config.generator_lr or lr,
