@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from lipgan.compare.stats import difference, spread
-from lipgan.compare.verdicts import Metric, pairwise, sentence
+from lipgan.compare.stats import difference, ratio, spread
+from lipgan.compare.verdicts import Metric, compare_values, pairwise, sentence
 
 W1 = Metric("final_quality", "final W1", lower_is_better=True)
 MODES = Metric("modes", "modes covered", lower_is_better=False)
@@ -175,3 +175,84 @@ def test_pairwise_says_which_beats_survive_holms_correction():
     same = verdicts[("modes", "clip")]  # every seed 8 on both sides: p = 1, no 'beats'
     assert same["p_holm"] == 1.0 and not same["significant_holm"]
     assert "Holm" not in same["sentence"]
+
+
+# --- the ratio test (Welch's t on log values) ---------------------------------------------
+
+FRECHET = Metric("final_quality", "final Fréchet", lower_is_better=True, ratio=True)
+DIGITS_GP = [67.0, 69.1, 92.1]  # docs/results.md, digits at the default budget, seeds 0-2
+DIGITS_CLIP = [763.5, 633.1, 1133.2]
+
+
+def test_ratio_is_welchs_t_on_log_values():
+    result = ratio(DIGITS_GP, DIGITS_CLIP)
+    logs_gp, logs_clip = np.log(DIGITS_GP), np.log(DIGITS_CLIP)
+    welch = scipy_stats.ttest_ind(logs_clip, logs_gp, equal_var=False)
+    assert result.test == "welch-log"
+    assert result.p == pytest.approx(welch.pvalue, rel=1e-9)
+    assert result.p == pytest.approx(0.000855, abs=1e-6)
+    assert result.ratio == pytest.approx(math.exp(logs_clip.mean() - logs_gp.mean()), rel=1e-12)
+    assert result.ratio == pytest.approx(818.206 / 75.2669, rel=1e-5)  # geometric means
+    interval = welch.confidence_interval(0.95)
+    assert result.ci95 == pytest.approx((math.exp(interval.low), math.exp(interval.high)))
+    assert result.significant
+    # the raw difference is kept beside it: Welch's t on raw values, p = 0.036
+    assert result.raw.p == pytest.approx(0.03573, abs=1e-5)
+    assert result.to_dict()["difference"]["diff"] == pytest.approx(767.2, abs=0.05)
+
+
+def test_ratio_needs_positive_values_and_two_seeds():
+    assert ratio([1.0, 2.0], [0.5, -0.1]) is None
+    assert ratio([1.0], [2.0, 3.0]) is None
+    # KID's unbiased estimate can fall below 0: its verdict falls back to the difference
+    kid = Metric("kid", "final KID", lower_is_better=True, ratio=True)
+    fallback = compare_values(kid, [1.0, 2.0, 1.5], [-0.2, 0.1, 0.3])
+    assert fallback.test == "welch" and fallback.diff == pytest.approx(0.2 / 3 - 1.5, abs=1e-12)
+
+
+def _digits_values(gp: list[float], clip: list[float]) -> dict[str, dict[str, list[float]]]:
+    """Issue 14's digits compare: 5 strategies against gp on final and best: 10 tests."""
+    values = {"gp": {"final_quality": gp, "best_quality": gp}}
+    for name, seeds in {
+        "sn": [107.6, 79.4, 109.9],
+        "orthogonal": [124.5, 103.9, 87.0],
+        "gn": [104.6, 107.2, 97.4],
+        "alr": [76.9, 74.1, 63.9],
+        "clip@0.01": clip,
+    }.items():
+        values[name] = {"final_quality": seeds, "best_quality": seeds}
+    return values
+
+
+def test_digits_clip_against_gp_fails_raw_and_holds_as_a_ratio():
+    others = ["sn", "orthogonal", "gn", "alr", "clip@0.01"]
+    values = _digits_values(DIGITS_GP, DIGITS_CLIP)
+    best = Metric("best_quality", "best Fréchet", lower_is_better=True, ratio=True)
+    raw_metrics = [Metric(m.key, m.label, True) for m in (FRECHET, best)]
+    raw = {(v["metric"], v["other"]): v for v in pairwise("gp", others, values, raw_metrics)}
+    clip_raw = raw[("final_quality", "clip@0.01")]
+    assert clip_raw["p"] == pytest.approx(0.0357, abs=1e-4) and clip_raw["significant"]
+    assert not clip_raw["significant_holm"]  # adjusted 0.36: the published verdict
+    assert clip_raw["p_holm"] == pytest.approx(0.357, abs=1e-3)
+    logs = {(v["metric"], v["other"]): v for v in pairwise("gp", others, values, [FRECHET, best])}
+    clip_log = logs[("final_quality", "clip@0.01")]
+    assert clip_log["test"] == "welch-log" and clip_log["significant_holm"]
+    # the two smallest p (final and best, equal) are multiplied by 10 and 9 -> both 0.0086
+    assert clip_log["p_holm"] == pytest.approx(10 * clip_log["p"], rel=1e-9)
+    assert clip_log["ratio"] == pytest.approx(10.8707, abs=1e-4)
+    assert clip_log["difference"]["p"] == pytest.approx(clip_raw["p"], rel=1e-9)
+    assert clip_log["sentence"] == (
+        "gp's final Fréchet is 11x lower than clip@0.01's (95% CI 5.9-20x, p < 0.001, "
+        "3 seeds; holds after Holm's correction for 10 tests, adjusted p = 0.0086)"
+    )
+    sn = logs[("final_quality", "sn")]
+    assert sn["outcome"] == "no difference" and sn["sentence"].startswith(
+        "no detectable difference between gp and sn on final Fréchet at 3 seeds (sn / gp: 1.3x"
+    )
+
+
+def test_ratio_sentence_when_the_other_strategy_wins():
+    text = sentence(FRECHET, "clip", "gp", ratio(DIGITS_CLIP, DIGITS_GP), 3)
+    assert text == (
+        "gp's final Fréchet is 11x lower than clip's (95% CI 5.9-20x, p < 0.001, 3 seeds)"
+    )

@@ -90,13 +90,17 @@ def test_gp_beats_clipping_uses_the_pairwise_verdict():
     (held,) = findings.gp_beats_clipping({"gp": gp_runs, "clip@0.01": worse}, "quality/w1")
     (not_held,) = findings.gp_beats_clipping({"gp": gp_runs, "clip@0.01": same}, "quality/w1")
     assert held["status"] == HELD
-    assert held["detail"].startswith("gp beats clip@0.01 on final W1 by 0.16")
+    # the ratio test: geometric means 0.1498 and 0.3132, 2.1x
+    assert held["detail"].startswith("gp's final W1 is 2.1x lower than clip@0.01's (95% CI")
+    assert held["numbers"]["test"] == "welch-log"
+    assert held["numbers"]["difference"]["diff"] == pytest.approx(0.49 / 3, abs=1e-11)
     assert not_held["status"] == NOT_HELD
     assert not_held["detail"].startswith("no detectable difference between gp and clip@0.01")
     # clipping better than gp: reported as not holding, never hidden
     better = [clip(s, final_quality=q) for s, q in enumerate([0.05, 0.06, 0.04])]
     (reverse,) = findings.gp_beats_clipping({"gp": gp_runs, "clip@0.01": better}, "quality/w1")
-    assert reverse["status"] == NOT_HELD and reverse["detail"].startswith("clip@0.01 beats gp")
+    assert reverse["status"] == NOT_HELD
+    assert reverse["detail"].startswith("clip@0.01's final W1 is 3x lower than gp's")
     one_seed = {"gp": gp_runs[:1], "clip@0.01": worse[:1]}
     assert findings.gp_beats_clipping(one_seed, "quality/w1")[0]["status"] == NOT_MEASURABLE
 

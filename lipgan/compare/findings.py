@@ -13,7 +13,8 @@ The rules (also in docs/compare.md):
 - penalties keep it level: max/min of the per-layer norms <= 10 for every penalty run;
 - gp's input-gradient norm on interpolates is near 1: its mean over seeds is within 20%
   of 1;
-- gp's quality beats clipping's: gp's final quality is better with p < 0.05 (Welch).
+- gp's quality beats clipping's: gp's final quality is better with p < 0.05 (Welch's t
+  on log values: the ratio test of docs/compare.md).
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from lipgan.compare.stats import difference, finite
-from lipgan.compare.verdicts import QUALITY_LABELS, Metric, number, sentence
+from lipgan.compare.stats import Ratio, finite
+from lipgan.compare.verdicts import QUALITY_LABELS, Metric, compare_values, number, sentence
 
 PILE_UP_FRACTION = 0.5
 MIN_DECADES = 1.0
@@ -163,18 +164,19 @@ def gp_beats_clipping(arms: Records, quality_metric: str | None) -> list[dict[st
     if "gp" not in arms or not clipped:
         return [_finding(claim, "gp vs clip", NOT_MEASURABLE, "needs gp and a clipping run")]
     label = QUALITY_LABELS.get(quality_metric or "", "quality")
-    metric = Metric("final_quality", f"final {label}", True)
+    metric = Metric("final_quality", f"final {label}", True, ratio=True)
     gp = [r.get("final_quality") for r in arms["gp"]]
     findings = []
     for name, records in clipped.items():
         other = [r.get("final_quality") for r in records]
-        result = difference(gp, other)
+        result = compare_values(metric, gp, other)
         n = min(len(finite(gp)), len(finite(other)))
         text = sentence(metric, "gp", name, result, n)
         if result is None:
             status = NOT_MEASURABLE
         else:
-            status = HELD if result.significant and result.diff > 0 else NOT_HELD
+            worse = result.ratio > 1 if isinstance(result, Ratio) else result.diff > 0
+            status = HELD if result.significant and worse else NOT_HELD
         numbers = result.to_dict() if result is not None else {"n": n}
         findings.append(_finding(claim, f"gp vs {name}", status, text, **numbers))
     return findings

@@ -1,9 +1,16 @@
-"""Numbers over seeds: mean, spread, a 95% t-interval, and the difference of two means.
+"""Numbers over seeds: mean, spread, a 95% t-interval, the difference of two means and
+the ratio of two positive metrics.
 
 Seeds are few (2-10), so every interval is Student's t, not a normal approximation, and
 the test between two strategies is Welch's t (no equal-variance assumption). When
 neither side varies at all (every seed covers all 8 modes) Welch's t is undefined; the
 exact permutation test of the difference of means then gives the p-value.
+
+A positive metric whose spread grows with its value (W1, Fréchet, KID, JS, seconds) is
+compared on log values: Welch's t on the logs tests the ratio of geometric means, and
+its interval, exponentiated, is the ratio's (``ratio``). On raw values one large, noisy
+side swamps the test: every clip seed 7-16x worse than every gp seed on digits gave
+p = 0.036 on raw Fréchet, p < 0.001 on logs.
 """
 
 from __future__ import annotations
@@ -114,6 +121,65 @@ def difference(
         p = float(stats.ttest_ind(b, a, equal_var=False).pvalue)
     interval = (diff - half, diff + half)
     return Difference(diff, interval, p, len(a), len(b), "welch", a.mean(), b.mean())
+
+
+@dataclass(frozen=True)
+class Ratio:
+    """Geometric mean(other) / geometric mean(baseline), from Welch's t on log values."""
+
+    ratio: float
+    ci95: tuple[float, float]
+    p: float
+    n_baseline: int
+    n_other: int
+    test: str
+    """'welch-log', or 'permutation-log' when neither side varies."""
+    geomean_baseline: float
+    geomean_other: float
+    raw: Difference
+    """The difference of the raw means, kept beside (results.json: 'difference')."""
+
+    @property
+    def significant(self) -> bool:
+        return self.p < ALPHA and not (self.ci95[0] <= 1 <= self.ci95[1])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ratio": round_for_json(self.ratio),
+            "ratio_ci95": [round_for_json(v) for v in self.ci95],
+            "p": round_for_json(self.p),
+            "n_baseline": self.n_baseline,
+            "n_other": self.n_other,
+            "test": self.test,
+            "significant": self.significant,
+            "geomean_baseline": round_for_json(self.geomean_baseline),
+            "geomean_other": round_for_json(self.geomean_other),
+            "difference": self.raw.to_dict(),
+        }
+
+
+def ratio(baseline: Sequence[float | None], other: Sequence[float | None]) -> Ratio | None:
+    """Welch's t on log values: the ratio other / baseline of the geometric means, its 95%
+    interval and p. None below 2 seeds a side or when a value is not positive (the caller
+    then falls back to ``difference``)."""
+    a, b = finite(baseline), finite(other)
+    if len(a) < 2 or len(b) < 2 or min(a + b) <= 0:
+        return None
+    logs = difference(np.log(a).tolist(), np.log(b).tolist())
+    raw = difference(a, b)
+    assert logs is not None and raw is not None
+    low, high = logs.ci95
+    return Ratio(
+        math.exp(logs.diff),
+        (math.exp(low), math.exp(high)),
+        logs.p,
+        logs.n_baseline,
+        logs.n_other,
+        f"{logs.test}-log",
+        math.exp(logs.mean_baseline),
+        math.exp(logs.mean_other),
+        raw,
+    )
 
 
 def holm(pvalues: Sequence[float]) -> list[float]:

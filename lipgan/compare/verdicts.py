@@ -1,9 +1,13 @@
 """Pairwise verdicts against a baseline, as sentences that claim what the interval supports.
 
 A strategy "beats" another only when Welch's test gives p < 0.05 (and so the 95% interval
-of the difference excludes 0); otherwise the sentence says there is no detectable
-difference at that many seeds, with the interval that shows how large a difference could
-still hide there. With one seed no verdict is possible and the sentence says so.
+excludes no difference); otherwise the sentence says there is no detectable difference at
+that many seeds, with the interval that shows how large a difference could still hide
+there. With one seed no verdict is possible and the sentence says so.
+
+Positive metrics whose spread grows with their value (W1, Fréchet, KID, JS: ``ratio``)
+are tested on log values and stated as a ratio ("11x lower"); counts and fractions
+(modes, high-quality fraction, precision, coverage) as a difference (docs/compare.md).
 """
 
 from __future__ import annotations
@@ -12,7 +16,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from lipgan.compare.stats import ALPHA, Difference, difference, finite, holm, round_for_json
+from lipgan.compare.stats import (
+    ALPHA,
+    Difference,
+    Ratio,
+    difference,
+    finite,
+    holm,
+    ratio,
+    round_for_json,
+)
 
 
 @dataclass(frozen=True)
@@ -24,24 +37,47 @@ class Metric:
     label: str
     """As written in sentences: 'final W1'."""
     lower_is_better: bool
+    ratio: bool = False
+    """Tested on log values and stated as a ratio (positive metrics whose spread grows
+    with their value); else as a difference of means."""
 
 
 QUALITY_LABELS = {"quality/w1": "W1", "quality/frechet": "Fréchet", "quality/js4": "JS4"}
 
 
 def verdict_metrics(quality_metric: str | None, has_modes: bool) -> list[Metric]:
-    """What the verdicts compare: final and best quality, and on mixtures modes and hq."""
+    """What the verdicts compare: final and best quality (ratios); on mixtures modes and
+    hq; with the classifier's features (images scored by Fréchet) KID (a ratio),
+    precision and coverage, where the runs logged them."""
     short = QUALITY_LABELS.get(quality_metric or "", "quality")
     metrics = [
-        Metric("final_quality", f"final {short}", True),
-        Metric("best_quality", f"best {short}", True),
+        Metric("final_quality", f"final {short}", True, ratio=True),
+        Metric("best_quality", f"best {short}", True, ratio=True),
     ]
     if has_modes:
         metrics += [
             Metric("modes", "modes covered", False),
             Metric("hq_fraction", "high-quality fraction", False),
         ]
+    if quality_metric == "quality/frechet":  # pairwise skips them for runs without them
+        metrics += [
+            Metric("kid", "final KID", True, ratio=True),
+            Metric("precision", "precision", False),
+            Metric("coverage", "coverage", False),
+        ]
     return metrics
+
+
+def compare_values(
+    metric: Metric, baseline: list[float | None], other: list[float | None]
+) -> Ratio | Difference | None:
+    """The ratio test for a ratio metric whose values are all positive, else the
+    difference (KID's unbiased estimate can fall below 0: then its difference is tested)."""
+    if metric.ratio:
+        result = ratio(baseline, other)
+        if result is not None:
+            return result
+    return difference(baseline, other)
 
 
 def number(value: float) -> str:
@@ -70,7 +106,7 @@ def sentence(
     metric: Metric,
     baseline: str,
     other: str,
-    result: Difference | None,
+    result: Ratio | Difference | None,
     n: int,
     correction: str = "",
 ) -> str:
@@ -78,6 +114,8 @@ def sentence(
 
     ``correction`` (e.g. Holm's verdict on a 'beats') closes the parenthesis of a 'beats'.
     """
+    if isinstance(result, Ratio):
+        return _ratio_sentence(metric, baseline, other, result, correction)
     if result is None:
         return (
             f"no verdict is possible between {baseline} and {other} on {metric.label}: {n} "
@@ -112,6 +150,44 @@ def sentence(
     )
 
 
+def _factor(value: float) -> str:
+    return f"{number(value)}x"
+
+
+def _ratio_sentence(
+    metric: Metric, baseline: str, other: str, result: Ratio, correction: str
+) -> str:
+    """'gp's final Fréchet is 11x lower than clip's (95% CI 5.1-24x, p < 0.001, 3 seeds)'."""
+    seeds = _seeds(result.n_baseline, result.n_other)
+    low, high = result.ci95
+    if result.test == "permutation-log":
+        test = f"no spread over seeds, exact permutation {p_text(result.p)}"
+    else:
+        test = f"95% CI {number(low)}-{_factor(high)}, {p_text(result.p)}"
+    if not result.significant:
+        if result.test == "permutation-log" and result.ratio == 1:
+            return (
+                f"no detectable difference between {baseline} and {other} on {metric.label} "
+                f"at {seeds} (every seed gave {number(result.geomean_baseline)} on both sides)"
+            )
+        return (
+            f"no detectable difference between {baseline} and {other} on {metric.label} at "
+            f"{seeds} ({other} / {baseline}: {_factor(result.ratio)}, {test})"
+        )
+    other_better = (result.ratio < 1) == metric.lower_is_better
+    winner, loser = (other, baseline) if other_better else (baseline, other)
+    factor = result.ratio
+    if factor < 1:  # state the factor > 1, its interval in the same orientation
+        factor, low, high = 1 / factor, 1 / high, 1 / low
+    if result.test != "permutation-log":
+        test = f"95% CI {number(low)}-{_factor(high)}, {p_text(result.p)}"
+    way = "lower" if metric.lower_is_better else "higher"
+    return (
+        f"{winner}'s {metric.label} is {_factor(factor)} {way} than {loser}'s "
+        f"({test}, {seeds}{correction})"
+    )
+
+
 def pairwise(
     baseline: str,
     others: Sequence[str],
@@ -131,7 +207,7 @@ def pairwise(
             if not finite(a) and not finite(b):
                 continue  # the metric does not exist for this data
             n = min(len(finite(a)), len(finite(b)))
-            tests.append((metric, other, difference(a, b), n))
+            tests.append((metric, other, compare_values(metric, a, b), n))
     tested = [result.p for _, _, result, _ in tests if result is not None]
     adjusted = iter(holm(tested))
     verdicts = []
@@ -160,11 +236,12 @@ def pairwise(
     return verdicts
 
 
-def _outcome(metric: Metric, result: Difference | None) -> str:
+def _outcome(metric: Metric, result: Ratio | Difference | None) -> str:
     """From the baseline's side: 'better', 'worse', 'no difference' or 'no verdict'."""
     if result is None:
         return "no verdict"
     if not result.significant:
         return "no difference"
-    other_better = (result.diff < 0) == metric.lower_is_better
+    lower = result.ratio < 1 if isinstance(result, Ratio) else result.diff < 0
+    other_better = lower == metric.lower_is_better
     return "worse" if other_better else "better"
