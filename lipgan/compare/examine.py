@@ -20,6 +20,7 @@ from lipgan import data as datasets
 from lipgan import diagnostics, engine, runs
 from lipgan.batch_random import BatchRandom
 from lipgan.compare.plan import Entry
+from lipgan.compare.summary import QUALITY_EXTRAS
 from lipgan.config import TrainConfig, load_toml, strategy_param
 from lipgan.errors import LipganError
 from lipgan.executors import Outcome
@@ -197,7 +198,7 @@ def quality_numbers(
         "seconds_per_step": per_step,
         "final_w_estimate": records[-1].get("wasserstein/estimate") if records else None,
     }
-    for name in ("modes", "hq_fraction"):
+    for name in ("modes", "hq_fraction", *QUALITY_EXTRAS):
         if records and f"quality/{name}" in records[-1]:
             numbers[name] = records[-1][f"quality/{name}"]
     return numbers

@@ -35,8 +35,42 @@ def draw_figures(groups: Groups, folder: Path, kind: str, title: str) -> list[Fi
     return [
         *_sample_figures(groups, folder, kind, title),
         *_curve_figures(groups, folder, title),
+        *_manifold_figures(groups, folder, title),
         *_critic_figures(groups, folder, title),
     ]
+
+
+MANIFOLD_AXES = (("recall", "precision"), ("coverage", "density"))
+"""(x, y) of each panel of the manifold figure."""
+
+
+def _manifold_figures(groups: Groups, folder: Path, title: str) -> list[Figure]:
+    """Precision against recall and density against coverage, per strategy, beside the
+    real-vs-real point: how a generator falls short, not only by how much."""
+    keys = [key for pair in MANIFOLD_AXES for key in pair]
+    points = {
+        name: np.array([[r.row[k] for k in keys] for r in runs if _has(r.row, keys)])
+        for name, runs in groups.items()
+    }
+    points = {name: p for name, p in points.items() if len(p)}
+    floors = [[r.row[f"{k}_floor"] for k in keys] for runs in groups.values() for r in runs
+              if _has(r.row, [f"{k}_floor" for k in keys])]  # fmt: skip
+    if not points or not floors:
+        return []
+    path = folder / "precision_recall.png"
+    figure_manifold(path, points, np.mean(floors, axis=0), title)
+    caption = (
+        "Each strategy's final precision against recall (left) and density against coverage "
+        "(right), k = 5 nearest-neighbour manifolds (docs/quality.md): one small dot per "
+        "seed, the large one their mean; the star is real data scored the same way, where "
+        "a perfect generator lands. Low precision or density: bad samples; low recall or "
+        "coverage: parts of the data never drawn."
+    )
+    return [Figure(path, "Precision, recall, density and coverage", caption)]
+
+
+def _has(row: Mapping[str, object], keys: Sequence[str]) -> bool:
+    return all(isinstance(row.get(k), int | float) for k in keys)
 
 
 def _sample_figures(groups: Groups, folder: Path, kind: str, title: str) -> list[Figure]:
@@ -282,6 +316,30 @@ def figure_curves(
             ax.set_yscale("log")
         ax.grid(alpha=0.3)
     left.legend(fontsize=8)
+    fig.suptitle(title)
+    save_figure(fig, path)
+
+
+def figure_manifold(
+    path: Path, points: Mapping[str, np.ndarray], floor: np.ndarray, title: str
+) -> None:
+    """``points[name]``: (seeds, 4) rows of MANIFOLD_AXES' keys in order; ``floor``: the
+    real-vs-real values of the same keys."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.4), layout="constrained")
+    for column, (ax, (xkey, ykey)) in enumerate(zip(axes, MANIFOLD_AXES, strict=True)):
+        x, y = 2 * column, 2 * column + 1
+        for name, values in points.items():
+            (dot,) = ax.plot(values[:, x], values[:, y], "o", markersize=4, alpha=0.5)
+            ax.plot(values[:, x].mean(), values[:, y].mean(), "o", markersize=10,
+                    color=dot.get_color(), markeredgecolor="black", label=name)  # fmt: skip
+        ax.plot(floor[x], floor[y], "*", markersize=16, color="black", label="real vs real")
+        ax.set_xlabel(xkey)
+        ax.set_ylabel(ykey)
+        ax.set_xlim(-0.03, 1.03)
+        ax.set_ylim(bottom=-0.03, top=max(1.03, ax.get_ylim()[1]))
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
     fig.suptitle(title)
     save_figure(fig, path)
 

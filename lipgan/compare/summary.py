@@ -25,8 +25,28 @@ SPREAD_KEYS = (
     "peak_memory_mib",
     "final_w_estimate",
 )
-OPTIONAL = ("modes", "hq_fraction", "weights_at_bound", "lipschitz_certified")
-"""Left out of a strategy's row when no seed has them (no mixture data, no clipping)."""
+QUALITY_EXTRAS = (
+    "w1_floor",
+    "frechet_floor",
+    "frechet_inf",
+    "frechet_inf_floor",
+    "kid",
+    "kid_floor",
+    "precision",
+    "precision_floor",
+    "recall",
+    "recall_floor",
+    "density",
+    "density_floor",
+    "coverage",
+    "coverage_floor",
+)
+"""The last log step's other quality numbers and their real-vs-real floors, kept per run
+and over seeds where the data has them (docs/quality.md)."""
+SPREAD_KEYS += QUALITY_EXTRAS
+OPTIONAL = ("modes", "hq_fraction", "weights_at_bound", "lipschitz_certified", *QUALITY_EXTRAS)
+"""Left out of a strategy's row when no seed has them (no mixture data, no clipping, no
+classifier features)."""
 WALL_CLOCK = ("seconds_per_step", "seconds_to_threshold", "peak_memory_mib")
 """Numbers that depend on the machine and its load, not on the seed."""
 

@@ -98,13 +98,6 @@ CRITIC_COLUMNS = (
     TRAIN_COLUMNS[0],
     TRAIN_COLUMNS[1],
     Column("w_estimate", "W est.", _get("w_estimate", ".4g"), "E[D(real)] - E[D(fixed fake)]"),
-    Column("w1_exact", "exact W1", _get("w1_exact", ".4g"), "exact W1 of the same two sets"),
-    Column(
-        "w1_fraction",
-        "est./exact",
-        _get("w1_fraction", ".3f"),
-        "W est. / exact W1: at most 1 for a 1-Lipschitz critic",
-    ),
     Column(
         "seconds_per_step", "s/D step", _get("seconds_per_step", ".4f"), "seconds per critic step"
     ),
@@ -207,6 +200,60 @@ MIXTURE_COLUMNS = {
 SEED_COLUMN = Column("seed", "seed", _get("seed", "d"), "the run's seed")
 
 
+def _mean(cell: Any) -> Any:
+    """A summary's {mean, ...} cell as its mean; a run's plain number as itself."""
+    return cell.get("mean") if isinstance(cell, dict) else cell
+
+
+def _floor_of(row: dict[str, Any]) -> str:
+    """The headline metric's real-vs-real floor (its mean over seeds in a summary)."""
+    metric = row.get("quality_metric")
+    key = f"{metric.removeprefix('quality/')}_floor" if metric else None
+    return _fmt(_mean(row.get(key))) if key else "-"
+
+
+def _with_floor(key: str, spec: str, compare: bool) -> Callable[[dict[str, Any]], str]:
+    """'mean ± std (floor f)' over seeds, or a run's 'value (floor f)'."""
+    value = _stat(key, spec) if compare else _get(key, spec)
+
+    def render(row: dict[str, Any]) -> str:
+        text, floor = value(row), _mean(row.get(f"{key}_floor"))
+        return text if text == "-" or floor is None else f"{text} (floor {_fmt(floor, spec)})"
+
+    return render
+
+
+FEATURE_HELP = {
+    "frechet_inf": "Fréchet extrapolated to infinitely many samples (fit in 1/N)",
+    "kid": "kernel distance (unbiased MMD^2, cubic kernel) in the classifier's features",
+    "precision": "fraction of samples inside the real k-NN manifold (k = 5)",
+    "recall": "fraction of real samples inside the samples' k-NN manifold",
+    "density": "mean count of real k-NN balls holding a sample, / k (1 for real data)",
+    "coverage": "fraction of real samples whose k-NN ball holds a sample",
+}
+FEATURE_HEADERS = {"frechet_inf": "FD∞", "kid": "KID"}
+
+
+def feature_columns(keys: Sequence[str], compare: bool) -> tuple[Column, ...]:
+    """Each metric beside its real-vs-real floor: the value a perfect generator scores."""
+    specs = {"frechet_inf": ".4g", "kid": ".3g"}
+    over = ": mean ± std over seeds" if compare else ""
+    return tuple(
+        Column(
+            key,
+            FEATURE_HEADERS.get(key, key),
+            _with_floor(key, specs.get(key, ".3f"), compare),
+            f"{FEATURE_HELP[key]}{over} (floor: real images or points scored the same way)",
+        )
+        for key in keys
+    )
+
+
+FLOOR_COLUMN = Column(
+    "quality_floor", "floor", _floor_of, "the quality metric's real-vs-real floor (docs/quality.md)"
+)
+
+
 def columns_for(kind: str, rows: Sequence[dict[str, Any]]) -> tuple[Column, ...]:
     """The columns of one table; modes and hq only when the data has modes.
 
@@ -218,11 +265,19 @@ def columns_for(kind: str, rows: Sequence[dict[str, Any]]) -> tuple[Column, ...]
     columns = SUMMARY_COLUMNS if kind == "compare" else TRAIN_COLUMNS
     if kind == "runs":
         columns = (columns[0], SEED_COLUMN, *columns[1:])
+    at = 4 if kind != "runs" else 5
     if any("modes" in row for row in rows):
-        at = 4 if kind != "runs" else 5
         mixture = MIXTURE_COLUMNS["summary" if kind == "compare" else "run"]
         columns = (*columns[:at], *mixture, *columns[at:])
+        at += len(mixture)
+    keys = [k for k in ("frechet_inf", "kid", *PRDC) if any(k in row for row in rows)]
+    if keys:
+        extra = (FLOOR_COLUMN, *feature_columns(keys, kind == "compare"))
+        columns = (*columns[:at], *extra, *columns[at:])
     return columns
+
+
+PRDC = ("precision", "recall", "density", "coverage")
 
 
 def headers(columns: Sequence[Column], rows: Sequence[dict[str, Any]]) -> list[str]:
