@@ -129,6 +129,23 @@ EvalSets = Annotated[int | None, typer.Option(help=_help("eval_sets"))]
 Device = Annotated[str | None, typer.Option(help=_help("device"))]
 
 
+Sampler = Annotated[
+    str,
+    typer.Option(
+        help="Tuning: 'random' (the same draws for every strategy: comparable budgets) or "
+        "'tpe' (Optuna's TPE, to find one good configuration)."
+    ),
+]
+Prune = Annotated[
+    bool,
+    typer.Option(help="Tuning: stop hopeless trials early (successive halving on the metric)."),
+]
+SpaceFile = Annotated[
+    Path | None,
+    typer.Option(help="Tuning: TOML of ranges replacing the declared ones (docs/tune.md)."),
+]
+
+
 def _floats(text: str | None, option: str, count: int | None = None) -> list[float] | None:
     if text is None:
         return None
@@ -262,9 +279,14 @@ def sample(
 def constraints() -> None:
     """List every registered Lipschitz strategy."""
     from lipgan import constraints as registry
+    from lipgan.tune import space as spaces
 
-    table = Table(title="Lipschitz strategies (combine with '+', e.g. sn+gp)")
-    for column in ("name", "description", "hyperparameters", "optimiser", "from"):
+    table = Table(
+        title="Lipschitz strategies (combine with '+', e.g. sn+gp)",
+        caption="lipgan tune also draws, for every strategy alike: "
+        + "; ".join(f"{k} {r.describe()}" for k, r in spaces.SHARED.items()),
+    )
+    for column in ("name", "description", "hyperparameters", "optimiser", "search space", "from"):
         table.add_column(column, overflow="fold")
     for name in registry.names():
         info = registry.get(name)
@@ -279,6 +301,7 @@ def constraints() -> None:
                     info.description,
                     params,
                     info.optimizer.describe(),
+                    spaces.describe(spaces.declared(info.factory)),
                     info.source,
                 )
             )
@@ -359,9 +382,28 @@ def compare(
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing report folder.")] = False,
     config: Annotated[Path | None, typer.Option("--config", help=COMPARE_CONFIG_HELP)] = None,
+    tune: Annotated[
+        int | None,
+        typer.Option(
+            help="Tune every strategy with the same N trials first, then retrain each one's "
+            "best on --seeds (docs/tune.md)."
+        ),
+    ] = None,
+    tune_seeds: Annotated[
+        str,
+        typer.Option(help="--tune: selection seeds, N after the largest of --seeds or a list."),
+    ] = "2",
+    tune_iters: Annotated[
+        int | None, typer.Option(help="--tune: iterations per trial run [the compare's budget].")
+    ] = None,
+    sampler: Sampler = "random",
+    prune: Prune = False,
+    space: SpaceFile = None,
 ) -> None:
     """Train several strategies on the same seeds, data and budget; write a report."""
     given = dict(locals())
+    if tune is not None or (resume is not None and (resume / "tuned.json").is_file()):
+        return _compare_tuned(ctx, given)
     from lipgan import runs
     from lipgan.callbacks import StopOnSignals
     from lipgan.compare import plan, run_compare
@@ -400,6 +442,116 @@ def _refuse_with_resume(ctx: typer.Context, allowed: set[str]) -> None:
             "--threads may change)",
             param_hint="--resume",
         )
+
+
+def _compare_tuned(ctx: typer.Context, given: dict[str, Any]) -> None:
+    """``compare --tune N`` (and its --resume): lipgan.tune.compare does the work."""
+    from lipgan import runs
+    from lipgan.callbacks import StopOnSignals
+    from lipgan.compare import plan
+    from lipgan.display import CompareDisplay
+    from lipgan.tune import compare as tuned
+
+    if str(given.get("executor", "local")) != "local":
+        raise typer.BadParameter("--tune trains on the local executor for now; drop --executor")
+    for name in ("critic_only", "tensorboard"):
+        if given[name]:
+            raise typer.BadParameter(f"--{name.replace('_', '-')} cannot be combined with --tune")
+    if given["resume"] is not None:
+        _refuse_with_resume(ctx, {"resume", "jobs", "threads"})
+        setup = tuned.resume_setup(
+            given["resume"], given["jobs"] if _given(ctx, "jobs") else None, given["threads"]
+        )
+    else:
+        if _given(ctx, "clip_values"):
+            raise typer.BadParameter("--tune tunes clip's c; drop --clip-values")
+        fields = set(TrainConfig.__dataclass_fields__) - {"out"}  # --out is the report folder
+        base = runs.build_config(
+            given["config"], {k: v for k, v in given.items() if k in fields}, check_options=False
+        )
+        evaluation = plan.parse_seeds(given["seeds"], base.seed)
+        selection = plan.parse_seeds(given["tune_seeds"])  # a list, or N: 0..N-1
+        if "," not in given["tune_seeds"]:  # N seeds after the evaluation seeds
+            selection = tuned.selection_seeds(len(selection), evaluation)
+        setup = tuned.setup(
+            base, plan.plan(given["constraints"], None), given["out"], trials=given["tune"],
+            evaluation_seeds=evaluation, selection=selection,
+            tune_iters=given["tune_iters"], sampler=given["sampler"], prune=given["prune"],
+            space_file=given["space"], parallel=given["jobs"], threads=given["threads"],
+            threshold=given["threshold"], baseline=given["baseline"],
+            overwrite=given["overwrite"], command="lipgan " + " ".join(sys.argv[1:]),
+        )  # fmt: skip
+    with StopOnSignals() as should_stop:
+        tuned.run_tuned_compare(setup, CompareDisplay(), should_stop)
+
+
+@app.command()
+def tune(
+    ctx: typer.Context,
+    constraint: Constraint = None,
+    data: Data = None,
+    trials: Annotated[
+        int, typer.Option(help="Trials (draws of the search space); trial 0 is the defaults.")
+    ] = 16,
+    seeds: Annotated[
+        str | None,
+        typer.Option(help="Selection seeds every trial trains on: N from --seed, or a list."),
+    ] = None,
+    iters: Iters = None,
+    seed: Annotated[
+        int | None,
+        typer.Option(help="Seed of the draws and the first selection seed [default: 0]."),
+    ] = None,
+    sampler: Sampler = "random",
+    prune: Prune = False,
+    space: SpaceFile = None,
+    threshold: Annotated[
+        float | None,
+        typer.Option(help="Quality threshold a trial 'reaches' [2x the metric's floor]."),
+    ] = None,
+    batch_size: BatchSize = None,
+    hidden: Hidden = None,
+    critic_layers: CriticLayers = None,
+    generator_layers: GeneratorLayers = None,
+    log_every: LogEvery = None,
+    eval_samples: EvalSamples = None,
+    eval_sets: EvalSets = None,
+    device: Device = None,
+    jobs: Annotated[int, typer.Option(help="Runs trained in parallel processes.")] = 1,
+    threads: Annotated[
+        int | None, typer.Option(help="torch CPU threads per run [all cores / jobs].")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Study folder [reports/tune-<constraint>__<data>__...].")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing study folder.")] = False,
+    resume: Annotated[
+        Path | None,
+        typer.Option(help="Continue the study in this folder (only --jobs/--threads may change)."),
+    ] = None,
+    config: Annotated[Path | None, typer.Option("--config", help=CONFIG_HELP)] = None,
+) -> None:
+    """Search one strategy's hyperparameters; write the best as a config for `train`."""
+    given = dict(locals())
+    from lipgan import runs
+    from lipgan.callbacks import StopOnSignals
+    from lipgan.compare import plan
+    from lipgan.display import CompareDisplay
+    from lipgan.tune import study
+
+    if resume is not None:
+        _refuse_with_resume(ctx, {"resume", "jobs", "threads"})
+        setup = study.resume_setup(resume, jobs if _given(ctx, "jobs") else None, threads)
+    else:
+        fields = set(TrainConfig.__dataclass_fields__) - {"out"}  # --out is the study folder
+        base = runs.build_config(config, {k: v for k, v in given.items() if k in fields})
+        setup = study.setup(
+            base, out, trials=trials, seeds=plan.parse_seeds(seeds, base.seed),
+            sampler=sampler, prune=prune, space_file=space, parallel=jobs, threads=threads,
+            threshold=threshold, overwrite=overwrite, command="lipgan " + " ".join(sys.argv[1:]),
+        )  # fmt: skip
+    with StopOnSignals() as should_stop:
+        study.run_tune(setup, CompareDisplay(), should_stop)
 
 
 @app.command()

@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 
 
 def expected_best(values: Sequence[float], k: int, lower_is_better: bool = True) -> float:
@@ -27,13 +28,15 @@ def expected_best(values: Sequence[float], k: int, lower_is_better: bool = True)
     if not 1 <= k <= n:
         raise ValueError(f"k must lie in [1, {n}], got {k}")
     ordered = sorted(values, reverse=not lower_is_better)  # best first
-    total = math.comb(n, k)
-    expectation = 0.0
+    expectation = Fraction(0)  # exact, then rounded once: the curve cannot wobble
     for i, value in enumerate(ordered, start=1):
         ways = math.comb(n - i, k - 1)  # subsets whose best is the i-th best value
-        if ways:  # a value that can never be the best adds nothing, even when infinite
-            expectation += value * (ways / total)
-    return expectation
+        if not ways:  # a value that can never be the best adds nothing, even when infinite
+            continue
+        if math.isinf(value):
+            return value
+        expectation += Fraction(value) * ways
+    return float(expectation / math.comb(n, k))
 
 
 @dataclass(frozen=True)

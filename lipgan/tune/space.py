@@ -201,6 +201,14 @@ def declared(factory: Callable[..., Any]) -> StrategySpace:
     return _SPACES.get(factory, StrategySpace())
 
 
+def describe(space: StrategySpace) -> str:
+    """'weight log-uniform [0.1, 100] (points: weight log-uniform [0.01, 100])', '-'."""
+    text = ", ".join(f"{k} {r.describe()}" for k, r in space.ranges.items())
+    for family, ranges in space.by_family.items():
+        text += f" ({family}: " + ", ".join(f"{k} {r.describe()}" for k, r in ranges.items()) + ")"
+    return text.strip() or "-"
+
+
 PENALTY_WEIGHT: dict[str, Range] = {"weight": LogUniform(1e-1, 1e2)}
 """compare_gan's lambda 10^U[-1, 2] (Kurach et al. 2019)."""
 POINTS_PENALTY_WEIGHT: dict[str, dict[str, Range]] = {"points": {"weight": LogUniform(1e-2, 1e2)}}
