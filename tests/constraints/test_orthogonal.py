@@ -231,3 +231,14 @@ def test_group_size_is_a_typed_strategy_parameter() -> None:
         constraints.build("orthogonal", {"orthogonal": {"group_size": 1.0}})
     with pytest.raises(ConfigError, match="12 outputs, not a multiple of orthogonal.group_size 8"):
         Orthogonal(group_size=8).attach(MLPCritic((2,), 12, 2, "none"))
+
+
+def test_points_default_to_fullsort_and_zero_biases_images_keep_maxmin() -> None:
+    points = constraints.build("orthogonal", constraints.resolve_params("orthogonal", "points"))
+    critic = MLPCritic((2,), 16, 3, "none")
+    points.attach(critic)
+    sorts = [m for m in critic.modules() if isinstance(m, GroupSort)]
+    assert len(sorts) == 3 and all(m.group_size == 0 for m in sorts)
+    assert all(float(layer.bias.abs().max()) == 0.0 for layer in layers(critic))
+    images = constraints.build("orthogonal", constraints.resolve_params("orthogonal", "images"))
+    assert (images.group_size, images.bias_scale) == (2, 1.0)
