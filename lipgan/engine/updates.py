@@ -18,6 +18,7 @@ from torch import Tensor, nn
 
 from lipgan.config import TrainConfig
 from lipgan.constraints.base import CriticBatch
+from lipgan.engine.masks import constant_masks
 from lipgan.engine.parts import Parts
 from lipgan.engine.state import set_lr
 
@@ -109,7 +110,10 @@ def critic_loss(parts: Parts, real: Tensor, fake: Tensor) -> tuple[Tensor, Tenso
     every = parts.config.penalty_every
     if parts.critic_steps % every == 0:
         batch = CriticBatch(real, fake, critic_real, critic_fake, parts.rand, parts.scaler_critic)
-        penalty = parts.constraint.penalty(parts.penalty_critic, batch)
+        # Same numbers, no double backward of zeros through the forward graph (masks.py).
+        double = parts.constraint.needs_double_backward
+        with constant_masks(parts.penalty_critic) if double else contextlib.nullcontext():
+            penalty = parts.constraint.penalty(parts.penalty_critic, batch)
         if penalty is not None and every > 1:
             penalty = penalty * every  # lazy regularisation keeps the same average strength
     return loss, penalty
