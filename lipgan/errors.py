@@ -1,4 +1,9 @@
-"""The one exception type that reaches the user as a one-line message."""
+"""The exception types that reach the user as a one-line message.
+
+Every one is a ``LipganError``. The library's argument errors are also the built-in type
+Python callers expect: ``ArgumentError`` is a ``ValueError``, ``ArgumentTypeError`` a
+``TypeError`` and ``UsageError`` a ``RuntimeError`` (docs/api.md, "Errors").
+"""
 
 from __future__ import annotations
 
@@ -20,6 +25,19 @@ class LipganError(Exception):
 
 class ConfigError(LipganError):
     """An option or config file value is out of range or unknown."""
+
+
+class ArgumentError(ConfigError, ValueError):
+    """A library argument is out of range, unknown (a typo'd name) or of the wrong shape."""
+
+
+class ArgumentTypeError(ConfigError, TypeError):
+    """A library argument has the wrong type (a list where a tensor belongs, a str weight)."""
+
+
+class UsageError(LipganError, RuntimeError):
+    """A library call made where it cannot work: a penalty with grad mode off, the hooks
+    of a strategy that was not attached to the critic they are given."""
 
 
 class DataError(LipganError):

@@ -24,11 +24,13 @@ from lipgan.constraints.base import (
     Chain,
     Constraint,
     CriticBatch,
+    attaches_critic,
     has_penalty,
     input_gradient,
     interpolate,
     per_sample_norm,
     random_source,
+    scores_of,
 )
 from lipgan.constraints.registry import (
     ADAM,
@@ -55,6 +57,7 @@ __all__ = [
     "CriticBatch",
     "OptimizerDefaults",
     "StrategyInfo",
+    "attaches_critic",
     "build",
     "get",
     "has_penalty",
@@ -67,4 +70,5 @@ __all__ = [
     "random_source",
     "register",
     "resolve_params",
+    "scores_of",
 ]

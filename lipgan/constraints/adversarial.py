@@ -23,8 +23,15 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from lipgan.constraints.base import Constraint, CriticBatch, non_negative, per_sample_norm
+from lipgan.constraints.base import (
+    Constraint,
+    CriticBatch,
+    non_negative,
+    per_sample_norm,
+    scores_of,
+)
 from lipgan.constraints.registry import ADAM, register
+from lipgan.errors import ArgumentError
 from lipgan.tune.space import PENALTY_WEIGHT, POINTS_PENALTY_WEIGHT, tunable
 
 # Distances relative to a sample's norm: ~55 for a CIFAR image, ~2 for a toy point, ~5
@@ -57,7 +64,8 @@ def adversarial_direction(
     scores = scores.detach()
     for _ in range(steps):
         d.requires_grad_(True)
-        gap = (scores - critic(x + xi * d)).abs().sum()
+        moved = scores_of(critic(x + xi * d), x.shape[0], "the critic's output")
+        gap = (scores - moved).abs().sum()
         if scaler is not None and scaler.is_enabled():
             gap = scaler.scale(gap)  # the scale cancels in the normalisation below
         (grad,) = torch.autograd.grad(gap, d)
@@ -87,11 +95,11 @@ class AdversarialLipschitz(Constraint):
         self.weight = non_negative("weight", weight)
         self.K = non_negative("K", K)
         if steps < 1:
-            raise ValueError(f"steps must be >= 1, got {steps}")
+            raise ArgumentError(f"steps must be >= 1, got {steps}")
         if not xi > 0:
-            raise ValueError(f"xi must be > 0, got {xi:g}")
+            raise ArgumentError(f"xi must be > 0, got {xi:g}")
         if not 0 < eps_min <= eps_max:
-            raise ValueError(f"need 0 < eps_min <= eps_max, got {eps_min:g} and {eps_max:g}")
+            raise ArgumentError(f"need 0 < eps_min <= eps_max, got {eps_min:g} and {eps_max:g}")
         self.steps, self.xi, self.eps_min, self.eps_max = steps, xi, eps_min, eps_max
 
     def penalty(self, critic: nn.Module, batch: CriticBatch) -> Tensor:
@@ -107,5 +115,6 @@ class AdversarialLipschitz(Constraint):
         u = torch.cat([batch.rand.uniform(n), batch.rand.uniform(n)])
         eps = self.eps_min + (self.eps_max - self.eps_min) * u
         view = (-1,) + (1,) * len(shape)
-        slope = (scores - critic(x + eps.view(view).to(x.dtype) * d)).abs() / eps.to(scores.dtype)
+        moved = scores_of(critic(x + eps.view(view).to(x.dtype) * d), 2 * n, "the critic's output")
+        slope = (scores - moved).abs() / eps.to(scores.dtype)
         return self.weight * torch.relu(slope - self.K).pow(2).mean()

@@ -5,8 +5,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from lipgan.constraints.base import Constraint
+from lipgan.constraints.base import Constraint, check_number
 from lipgan.constraints.registry import RMSPROP, register
+from lipgan.errors import ArgumentError, ArgumentTypeError
 from lipgan.tune.space import LogUniform, tunable
 
 
@@ -19,13 +20,14 @@ from lipgan.tune.space import LogUniform, tunable
 )
 class WeightClipping(Constraint):
     def __init__(self, c: float = 0.01) -> None:
-        if not c > 0:
-            raise ValueError(f"c must be > 0, got {c:g}")
+        if not check_number("c", c) > 0:
+            raise ArgumentError(f"c must be > 0, got {c:g}")
         self.c = c
 
-    def attach(self, critic: nn.Module) -> None:
+    def attach(self, critic: nn.Module) -> nn.Module:
         # Start inside the box so the first critic step already sees a clipped critic.
         self.after_critic_step(critic)
+        return critic
 
     @torch.no_grad()
     def after_critic_step(self, critic: nn.Module) -> None:
@@ -40,5 +42,9 @@ def clip_weights(critic: nn.Module, c: float) -> nn.Module:
 
     Call it after every critic optimiser step; the ``clip`` strategy runs this same code.
     """
+    if not isinstance(critic, nn.Module):
+        raise ArgumentTypeError(
+            f"clip_weights: critic must be an nn.Module, got {type(critic).__name__}"
+        )
     WeightClipping(c).after_critic_step(critic)
     return critic

@@ -21,6 +21,8 @@ from lipgan.constraints.base import (
     BatchRandom,
     Constraint,
     CriticBatch,
+    check_penalty_call,
+    check_samples,
     input_gradient,
     non_negative,
     per_sample_norm,
@@ -93,6 +95,8 @@ def dragan_penalty(
 
     The ``dragan`` strategy calls this function; ``generator`` as in ``gradient_penalty``.
     """
+    check_samples("dragan_penalty", real)
+    check_penalty_call("dragan_penalty", critic, real, scaler)
     non_negative("weight", weight)
     rand = random_source(generator, real.device)
     x_p = perturb(real, rand, non_negative("noise_scale", noise_scale))

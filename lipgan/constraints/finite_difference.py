@@ -26,8 +26,11 @@ from lipgan.constraints.base import (
     BatchRandom,
     Constraint,
     CriticBatch,
+    check_penalty_call,
+    check_samples,
     non_negative,
     per_sample_norm,
+    scores_of,
 )
 from lipgan.constraints.gradient_penalty import TOY_WEIGHT
 from lipgan.constraints.registry import ADAM, register
@@ -57,9 +60,10 @@ class FiniteDifferencePenalty(Constraint):
         if torch.is_autocast_enabled(device):
             x2 = torch.where(towards_real.view(view), real, fake)
             with torch.autocast(device, enabled=False):
-                d1, d2 = critic(torch.cat([x1, x2])).chunk(2)
+                both = critic(torch.cat([x1, x2]))
+            d1, d2 = scores_of(both, 2 * n, "the critic's output").chunk(2)
         else:
-            d1 = critic(x1)
+            d1 = scores_of(critic(x1), n, "the critic's output")
             d2 = torch.where(towards_real, batch.critic_real, batch.critic_fake)
         # |x1 - x2| = distance in eps to the chosen end, times ||real - fake||.
         gap = torch.where(towards_real, 1 - eps, eps)
@@ -84,6 +88,8 @@ def finite_difference_penalty(
     and ``critic_fake`` (with gradient), or they are computed here. ``generator`` as in
     ``gradient_penalty``.
     """
+    check_samples("finite_difference_penalty", real, fake)
+    check_penalty_call("finite_difference_penalty", critic, real)
     return FiniteDifferencePenalty(weight).penalty_on(
         critic, real, fake, critic_real=critic_real, critic_fake=critic_fake, generator=generator
     )

@@ -19,7 +19,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from lipgan.constraints.base import Constraint, per_sample_norm
+from lipgan.constraints.base import Constraint, attaches_critic, per_sample_norm, scores_of
 from lipgan.constraints.registry import ADAM, register
 from lipgan.errors import ConfigError
 from lipgan.tune.space import WIDTHS, tunable
@@ -46,7 +46,7 @@ class GradientNormalizedCritic(nn.Module):
             # generator's gradient flows through both f(x) and grad_x f(x).
             if not (differentiable and x.requires_grad):
                 x = x.detach().requires_grad_(True)
-            f = self.critic(x)
+            f = scores_of(self.critic(x), x.shape[0], "the critic's output")
             (grad,) = torch.autograd.grad(f.sum(), x, create_graph=differentiable)
             score = f / (per_sample_norm(grad).to(f.dtype) + f.abs())
         return score if differentiable else score.detach()
@@ -66,7 +66,10 @@ class GradientNormalizedCritic(nn.Module):
 class GradientNormalization(Constraint):
     # The critic loss itself back-propagates through an input gradient.
     needs_double_backward = True
+    # Dropping attach's return value would train the raw, unconstrained critic.
+    requires_attach = True
 
+    @attaches_critic
     def attach(self, critic: nn.Module) -> nn.Module:
         if any(isinstance(m, BATCH_NORMS) for m in critic.modules()):
             raise ConfigError(

@@ -14,6 +14,9 @@ from lipgan.constraints.base import (
     BatchRandom,
     Constraint,
     CriticBatch,
+    check_flag,
+    check_penalty_call,
+    check_samples,
     input_gradient,
     interpolate,
     non_negative,
@@ -58,9 +61,11 @@ def gradient_penalty(
     weights (``None``: torch's global RNG); ``scaler`` is an active fp16 GradScaler.
     The ``gp`` and ``gp-one-sided`` strategies call this function.
     """
+    check_samples("gradient_penalty", real, fake)
+    check_penalty_call("gradient_penalty", critic, real, scaler)
     non_negative("weight", weight)
     excess = interpolate_gradient_norm(critic, real, fake, generator=generator, scaler=scaler) - 1
-    if one_sided:
+    if check_flag("one_sided", one_sided):
         excess = torch.relu(excess)
     return weight * excess.pow(2).mean()
 

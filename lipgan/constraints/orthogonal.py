@@ -32,7 +32,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from lipgan.constraints.base import Constraint
+from lipgan.constraints.base import Constraint, attaches_critic
 from lipgan.constraints.registry import ADAM, register
 from lipgan.errors import ConfigError
 from lipgan.tune.space import WIDTHS, Choice, tunable
@@ -228,9 +228,14 @@ class Orthogonal(Constraint):
         self.bias_scale = bias_scale
         self.bjorck_iterations = bjorck_iterations
 
-    def attach(self, critic: nn.Module) -> None:
+    requires_attach = True
+
+    @attaches_critic
+    def attach(self, critic: nn.Module) -> nn.Module:
         rebuild(critic, self.group_size, self.bias_scale)
+        return critic
 
     def after_critic_step(self, critic: nn.Module) -> None:
+        self.check_attached(critic, "after_critic_step")
         for layer in orthonormal_layers(critic):
             bjorck(layer, max_iterations=self.bjorck_iterations)

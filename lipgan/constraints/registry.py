@@ -14,9 +14,19 @@ from importlib import metadata
 from typing import Any, TypeVar
 
 from lipgan.constraints.base import Chain, Constraint
-from lipgan.errors import ConfigError
+from lipgan.errors import ArgumentError, ArgumentTypeError, ConfigError
 
 ENTRY_POINT_GROUP = "lipgan.constraints"
+FAMILIES = ("points", "images", "text")
+"""The data families a strategy's defaults may depend on (every data source has one)."""
+OPTIMIZERS = ("adam", "rmsprop")
+
+
+def check_family(family: object) -> str:
+    """``family`` if it is a data family; a typo lists the valid ones."""
+    if family not in FAMILIES:
+        raise ArgumentError(f"unknown data family {family!r}; valid: {', '.join(FAMILIES)}")
+    return family  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -34,8 +44,16 @@ class OptimizerDefaults:
     """(family, n_critic, lr_decay) where a data family trains better with other values
     than n_critic 5 and a constant learning rate (docs/results.md has the measurements)."""
 
+    def __post_init__(self) -> None:
+        # A typo here would silently train with another optimiser or another family's values.
+        if self.name not in OPTIMIZERS:
+            raise ArgumentError(f"unknown optimizer {self.name!r}; valid: {', '.join(OPTIMIZERS)}")
+        for family, *_ in (*self.by_family, *self.schedule_by_family):
+            check_family(family)
+
     def for_family(self, family: str) -> tuple[float, tuple[float, float]]:
         """(lr, betas) for data of ``family``."""
+        check_family(family)
         for name, lr, betas in self.by_family:
             if name == family:
                 return lr, betas
@@ -43,6 +61,7 @@ class OptimizerDefaults:
 
     def schedule_for(self, family: str) -> tuple[int, str]:
         """(n_critic, lr_decay) for data of ``family``."""
+        check_family(family)
         for name, n_critic, lr_decay in self.schedule_by_family:
             if name == family:
                 return n_critic, lr_decay
@@ -93,11 +112,15 @@ class StrategyInfo:
     """'lipgan' or the distribution that registered it."""
 
     def defaults_for(self, family: str) -> dict[str, float]:
+        """The parameters for data of ``family``; "" gives the registered defaults."""
+        if family:
+            check_family(family)
         return {**self.params, **self.family_params.get(family, {})}
 
 
 _REGISTRY: dict[str, StrategyInfo] = {}
-_plugins_loaded = False
+_plugin_failures: list[str] | None = None
+"""One line per entry point that failed to import; None until the entry points are read."""
 
 T = TypeVar("T", bound=Callable[..., Constraint])
 
@@ -115,6 +138,9 @@ def register(
     The factory's keyword parameters, with float defaults, are the strategy's
     hyperparameters. A name may be registered once.
     """
+
+    for family in family_params or {}:
+        check_family(family)
 
     def decorate(factory: T) -> T:
         if name in _REGISTRY:
@@ -143,19 +169,25 @@ def register(
 
 
 def load_plugins() -> None:
-    """Import every ``lipgan.constraints`` entry point once (they self-register)."""
-    global _plugins_loaded
-    if _plugins_loaded:
-        return
-    _plugins_loaded = True
-    for entry in metadata.entry_points(group=ENTRY_POINT_GROUP):
-        try:
-            entry.load()
-        except Exception as exc:  # a broken plugin must not break lipgan
-            raise ConfigError(
-                f"plugin {entry.name!r} ({entry.value}) failed to load: {exc}; "
-                "fix or uninstall that package"
-            ) from None
+    """Import every ``lipgan.constraints`` entry point once (they self-register).
+
+    A plugin that fails to import is reported on every call, not only the first: a
+    later lookup must not silently list the other strategies as if it did not exist.
+    """
+    global _plugin_failures
+    if _plugin_failures is None:
+        failures = []
+        for entry in metadata.entry_points(group=ENTRY_POINT_GROUP):
+            try:
+                entry.load()
+            except Exception as exc:  # a broken plugin must not break lipgan with a traceback
+                reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                failures.append(f"plugin {entry.name!r} ({entry.value}) failed to load: {reason}")
+        _plugin_failures = failures
+    if _plugin_failures:
+        raise ConfigError(
+            "; ".join(_plugin_failures) + "; fix or uninstall that package (pip uninstall ...)"
+        )
 
 
 def names() -> list[str]:
@@ -170,26 +202,30 @@ def get(name: str) -> StrategyInfo:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise ConfigError(
+        raise ArgumentError(
             f"unknown constraint {name!r}; available: {', '.join(sorted(_REGISTRY))}"
         ) from None
 
 
 def parse(spec: str) -> list[StrategyInfo]:
     """'sn+gp' -> the registered strategies, refusing conflicting combinations."""
+    if not isinstance(spec, str):
+        raise ArgumentTypeError(
+            f"constraint spec must be a string such as 'gp' or 'sn+gp', got {type(spec).__name__}"
+        )
     parts = [p.strip() for p in spec.split("+")]
     if any(not p for p in parts):
-        raise ConfigError(f"constraint {spec!r} has an empty part; write e.g. 'sn+gp'")
+        raise ArgumentError(f"constraint {spec!r} has an empty part; write e.g. 'sn+gp'")
     infos = [get(p) for p in parts]
     if len(infos) > 1:
         if "none" in parts:
-            raise ConfigError("'none' cannot be combined with other constraints; drop it")
+            raise ArgumentError("'none' cannot be combined with other constraints; drop it")
         seen: dict[str, str] = {}
         for info in infos:
             if info.name in seen.values():
-                raise ConfigError(f"constraint {info.name!r} appears twice in {spec!r}")
+                raise ArgumentError(f"constraint {info.name!r} appears twice in {spec!r}")
             if info.group is not None and info.group in seen:
-                raise ConfigError(
+                raise ArgumentError(
                     f"{seen[info.group]!r} and {info.name!r} both constrain the critic "
                     f"through {info.group}; combine strategies that do different jobs"
                 )
@@ -219,14 +255,14 @@ def resolve_params(
         if clip_value is not None and "c" in params:
             params["c"] = clip_value
     if penalty_weight is not None and not any("weight" in p for p in resolved.values()):
-        raise ConfigError(f"--lambda has no effect: {spec!r} has no penalty weight; drop it")
+        raise ArgumentError(f"--lambda has no effect: {spec!r} has no penalty weight; drop it")
     if clip_value is not None and not any("c" in p for p in resolved.values()):
-        raise ConfigError(f"--clip has no effect: {spec!r} does not clip; drop it")
+        raise ArgumentError(f"--clip has no effect: {spec!r} does not clip; drop it")
     for key, value in (options or {}).items():
         strategy, _, param = key.partition(".")
         if strategy not in resolved or param not in resolved[strategy]:
             valid = [f"{s}.{p}" for s, ps in resolved.items() for p in ps]
-            raise ConfigError(
+            raise ArgumentError(
                 f"constraint option {key!r} does not exist; valid: {', '.join(valid) or 'none'}"
             )
         resolved[strategy][param] = float(value)
@@ -249,29 +285,33 @@ def build(
     (``{"gp": {"weight": 1.0}}``), comes last. The engine passes resolved ``params``.
     """
     infos = parse(spec)
+    if family is not None:
+        check_family(family)
     resolved = {i.name: i.defaults_for(family) if family else dict(i.params) for i in infos}
     for name, value in (("weight", weight), ("c", c)):
         if value is None:
             continue
         if not any(name in p for p in resolved.values()):
-            raise ConfigError(f"{name}= has no effect: {spec!r} has no {name!r}; drop it")
+            raise ArgumentError(f"{name}= has no effect: {spec!r} has no {name!r}; drop it")
         for part in resolved.values():
             if name in part:
                 part[name] = value
     for part, overrides in (params or {}).items():
         if part not in resolved:
-            raise ConfigError(f"{part!r} is not a part of {spec!r}; parts: {', '.join(resolved)}")
+            raise ArgumentError(f"{part!r} is not a part of {spec!r}; parts: {', '.join(resolved)}")
         unknown = [k for k in overrides if k not in resolved[part]]
         if unknown:
             valid = ", ".join(f"{part}.{p}" for p in resolved[part]) or "none"
-            raise ConfigError(f"'{part}.{unknown[0]}' does not exist; valid: {valid}")
+            raise ArgumentError(f"'{part}.{unknown[0]}' does not exist; valid: {valid}")
         resolved[part].update(overrides)
     parts = []
     for info in infos:
         try:
             parts.append(info.factory(**_typed(info, resolved[info.name])))
+        except ArgumentTypeError as exc:
+            raise ArgumentTypeError(f"constraint {info.name!r}: {exc}") from None
         except ValueError as exc:
-            raise ConfigError(f"constraint {info.name!r}: {exc}") from None
+            raise ArgumentError(f"constraint {info.name!r}: {exc}") from None
     return parts[0] if len(parts) == 1 else Chain(parts)
 
 
@@ -283,7 +323,7 @@ def _typed(info: StrategyInfo, params: Mapping[str, float]) -> dict[str, Any]:
         default = signature[key].default if key in signature else None
         if isinstance(default, int) and not isinstance(default, bool):
             if not float(value).is_integer():
-                raise ConfigError(f"{info.name}.{key} must be a whole number, got {value:g}")
+                raise ArgumentError(f"{info.name}.{key} must be a whole number, got {value:g}")
             value = int(value)
         typed[key] = value
     return typed

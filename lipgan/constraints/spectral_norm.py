@@ -12,7 +12,7 @@ from __future__ import annotations
 from torch import nn
 from torch.nn.utils import parametrizations, parametrize
 
-from lipgan.constraints.base import Constraint
+from lipgan.constraints.base import Constraint, attaches_critic
 from lipgan.constraints.registry import ADAM, register
 from lipgan.errors import ConfigError
 from lipgan.tune.space import WIDTHS, IntRange, tunable
@@ -34,7 +34,10 @@ class SpectralNormalization(Constraint):
             raise ValueError(f"power_iterations must be >= 1, got {power_iterations}")
         self.power_iterations = power_iterations
 
-    def attach(self, critic: nn.Module) -> None:
+    requires_attach = True
+
+    @attaches_critic
+    def attach(self, critic: nn.Module) -> nn.Module:
         """Parametrise every Linear/Conv weight; the critic's state_dict keys change to
         ``...parametrizations.weight.original`` (plus the power-iteration vectors), so a
         checkpoint loads only into a critic that was attached the same way."""
@@ -50,6 +53,7 @@ class SpectralNormalization(Constraint):
                     "attach the strategy to a fresh critic"
                 )
             parametrizations.spectral_norm(layer, n_power_iterations=self.power_iterations)
+        return critic
 
 
 def spectral_norm(critic: nn.Module, power_iterations: int = 1) -> nn.Module:

@@ -11,17 +11,26 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from lipgan.constraints.base import BatchRandom, Constraint, CriticBatch, non_negative
+from lipgan.constraints.base import (
+    BatchRandom,
+    Constraint,
+    CriticBatch,
+    check_number,
+    check_penalty_call,
+    check_samples,
+    non_negative,
+)
 from lipgan.constraints.gradient_penalty import interpolate_gradient_norm
 from lipgan.constraints.registry import ADAM, register
+from lipgan.errors import ArgumentError
 from lipgan.tune.space import PENALTY_WEIGHT, Choice, tunable
 
 
 def check_power(weight: float, power: float) -> None:
     """The paper's conditions: k >= 0 and p > 1."""
     non_negative("weight (k)", weight)
-    if not power > 1:
-        raise ValueError(f"power (p) must be > 1, got {power:g}")
+    if not check_number("power (p)", power) > 1:
+        raise ArgumentError(f"power (p) must be > 1, got {power:g}")
 
 
 def wgan_div_penalty(
@@ -38,6 +47,8 @@ def wgan_div_penalty(
 
     The ``wgan-div`` strategy calls this function; ``generator`` as in ``gradient_penalty``.
     """
+    check_samples("wgan_div_penalty", real, fake)
+    check_penalty_call("wgan_div_penalty", critic, real, scaler)
     check_power(weight, power)
     norm = interpolate_gradient_norm(critic, real, fake, generator=generator, scaler=scaler)
     return weight * norm.pow(power).mean()

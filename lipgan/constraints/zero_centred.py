@@ -20,6 +20,8 @@ from lipgan.constraints.base import (
     BatchRandom,
     Constraint,
     CriticBatch,
+    check_penalty_call,
+    check_samples,
     input_gradient,
     interpolate,
     non_negative,
@@ -49,9 +51,21 @@ def r1_penalty(
     scaler: torch.amp.GradScaler | None = None,
 ) -> Tensor:
     """R1: (gamma / 2) * E[||grad D(x_real)||^2] with gamma = ``weight``; no randomness."""
-    return (0.5 * non_negative("weight", weight)) * squared_gradient_norm(
-        critic, real, scaler
-    ).mean()
+    return _r1("r1_penalty", critic, real, weight, scaler, "real")
+
+
+def _r1(
+    caller: str,
+    critic: nn.Module,
+    x: Tensor,
+    weight: float,
+    scaler: torch.amp.GradScaler | None,
+    name: str,
+) -> Tensor:
+    """R1 and R2: the same penalty at the samples ``x`` (called ``name`` by the caller)."""
+    check_samples(caller, x, name=name)
+    check_penalty_call(caller, critic, x, scaler, name=name)
+    return (0.5 * non_negative("weight", weight)) * squared_gradient_norm(critic, x, scaler).mean()
 
 
 def r2_penalty(
@@ -62,7 +76,7 @@ def r2_penalty(
     scaler: torch.amp.GradScaler | None = None,
 ) -> Tensor:
     """R2: (gamma / 2) * E[||grad D(x_fake)||^2], R1 on generated samples."""
-    return r1_penalty(critic, fake, weight=weight, scaler=scaler)
+    return _r1("r2_penalty", critic, fake, weight, scaler, "fake")
 
 
 def zero_centred_gradient_penalty(
@@ -75,6 +89,8 @@ def zero_centred_gradient_penalty(
     scaler: torch.amp.GradScaler | None = None,
 ) -> Tensor:
     """lambda * E[||grad D(x_hat)||^2] on real-fake interpolates (note: no 1/2)."""
+    check_samples("zero_centred_gradient_penalty", real, fake)
+    check_penalty_call("zero_centred_gradient_penalty", critic, real, scaler)
     x_hat = interpolate(real, fake, random_source(generator, real.device))
     return non_negative("weight", weight) * squared_gradient_norm(critic, x_hat, scaler).mean()
 

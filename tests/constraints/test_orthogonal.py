@@ -64,7 +64,7 @@ def train_a_little(critic: nn.Module, strategy: Orthogonal, shape: tuple[int, ..
 def test_every_layer_has_singular_values_one_before_and_after_training(critic, shape) -> None:
     torch.manual_seed(0)
     strategy = Orthogonal()
-    assert strategy.attach(critic) is None  # rebuilt in place
+    assert strategy.attach(critic) is critic  # rebuilt in place
     assert not any(isinstance(m, nn.ReLU | nn.LeakyReLU) for m in critic.modules())
     assert any(isinstance(m, MaxMin) for m in critic.modules())
     for layer in layers(critic):

@@ -101,3 +101,48 @@ def test_whole_number_parameters_refuse_fractions():
         constraints.build("sn", {"sn": {"power_iterations": 1.5}})
     strategy = constraints.build("sn", {"sn": {"power_iterations": 2.0}})
     assert strategy.power_iterations == 2 and isinstance(strategy.power_iterations, int)
+
+
+class BrokenEntryPoint:
+    """An entry point whose import fails, as a missing module's does."""
+
+    name, value = "broken", "lipgan_missing_mod"
+
+    def load(self):
+        raise ModuleNotFoundError("No module named 'lipgan_missing_mod'")
+
+
+class FakeMetadata:
+    def __init__(self, entries) -> None:
+        self.entries, self.reads = entries, 0
+
+    def entry_points(self, group: str):
+        assert group == registry.ENTRY_POINT_GROUP
+        self.reads += 1
+        return self.entries
+
+
+def test_a_plugin_that_fails_to_import_is_reported_on_every_lookup(monkeypatch):
+    # Before: the first lookup raised, every later one listed the other strategies as if
+    # the plugin did not exist.
+    fake = FakeMetadata([BrokenEntryPoint()])
+    monkeypatch.setattr(registry, "metadata", fake)
+    monkeypatch.setattr(registry, "_plugin_failures", None)
+    expected = (
+        "plugin 'broken' (lipgan_missing_mod) failed to load: No module named "
+        "'lipgan_missing_mod'; fix or uninstall that package (pip uninstall ...)"
+    )
+    for lookup in (constraints.names, lambda: constraints.get("gp"), constraints.names,
+                   lambda: constraints.build("gp")):  # fmt: skip
+        with pytest.raises(ConfigError) as err:
+            lookup()
+        assert str(err.value) == expected
+    assert fake.reads == 1  # imported once, reported every time
+
+
+def test_plugins_that_load_are_read_once(monkeypatch):
+    fake = FakeMetadata([])
+    monkeypatch.setattr(registry, "metadata", fake)
+    monkeypatch.setattr(registry, "_plugin_failures", None)
+    assert "gp" in constraints.names() and constraints.get("gp").name == "gp"
+    assert fake.reads == 1
