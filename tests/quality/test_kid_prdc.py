@@ -14,6 +14,7 @@ from lipgan.quality import (
     SUBSET_SEED,
     KernelDistance,
     Manifold,
+    _FixedReference,
     frechet_distance,
     frechet_infinity,
     gaussian_stats,
@@ -83,6 +84,12 @@ def test_frechet_infinity_removes_the_small_sample_bias():
     assert np.mean(fixed) > 0.05
     assert abs(np.mean(extrapolated)) < 0.3 * np.mean(fixed)
     assert frechet_infinity(gen.normal(size=(16, d)), exact) is None  # too few for a fit
+    # its fixed-reference distance is frechet_distance by an eigenvalue problem
+    other = (gen.normal(size=d), np.cov(gen.normal(size=(50, d)) * 2, rowvar=False))
+    features = gen.normal(size=(n, d))
+    assert _FixedReference(*other)(features) == pytest.approx(
+        frechet_distance(*gaussian_stats(features), *other), rel=1e-9
+    )
 
 
 def test_manifold_agrees_with_the_prdc_package(capsys):
