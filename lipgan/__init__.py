@@ -5,6 +5,9 @@ tensors and run the same code as the registered strategies; ``lipgan.constraints
 gives a whole strategy (``"sn+gp"``) for a training loop of your own.
 ``lipgan.train(config, run_dir, callbacks=[...])`` trains one run, ``lipgan.resume``
 continues one and ``lipgan.Callback`` is the hook base class; these load on first use.
+Bad arguments raise ``lipgan.errors.ArgumentError`` (a ``ValueError``) or
+``ArgumentTypeError`` (a ``TypeError``), a call that cannot work ``UsageError`` (a
+``RuntimeError``); docs/api.md, "Errors".
 """
 
 import importlib
