@@ -256,3 +256,28 @@ def test_ratio_sentence_when_the_other_strategy_wins():
     assert text == (
         "gp's final Fréchet is 11x lower than clip's (95% CI 5.9-20x, p < 0.001, 3 seeds)"
     )
+
+
+def test_compare_table_shows_each_feature_metric_beside_its_floor():
+    from lipgan.compare.table import columns_for
+
+    def cell(mean: float, std: float) -> dict:
+        return {"n": 2, "mean": mean, "std": std, "ci95": None}
+
+    row = {
+        "name": "gp",
+        "quality_metric": "quality/frechet",
+        "frechet_floor": cell(39.55, 0.0),
+        "kid": cell(1.5e5, 2e4),
+        "kid_floor": cell(-1864.0, 0.0),
+        "coverage": cell(0.61, 0.04),
+        "coverage_floor": cell(0.973, 0.0),
+    }
+    columns = [c for c in columns_for("compare", [row]) if c.key != "status"]
+    rendered = {c.key: c.render(row) for c in columns}
+    assert rendered["quality_floor"] == "39.55"
+    assert rendered["kid"] == "1.5e+05 ± 2e+04 (floor -1.86e+03)"
+    assert rendered["coverage"] == "0.610 ± 0.04 (floor 0.973)"
+    assert "precision" not in rendered  # only the metrics the runs logged
+    toy = {"name": "gp", "quality_metric": "quality/w1", "final_quality": cell(0.1, 0.01)}
+    assert "kid" not in {c.key for c in columns_for("compare", [toy])}
