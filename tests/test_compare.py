@@ -64,10 +64,10 @@ def test_results_json_holds_every_strategy_over_its_seeds_and_every_run(report):
     assert results["baseline"] == "gp"
     assert list(results["strategies"]) == NAMES
     assert list(results["runs"]) == RUNS
-    assert set(results["columns"]) == {c.key for c in SUMMARY_COLUMNS} | {"modes", "hq_fraction"}
-    assert set(results["runs_columns"]) == {c.key for c in TRAIN_COLUMNS} | {
-        "seed", "modes", "hq_fraction",
-    }  # fmt: skip
+    # toy data: modes and hq, and precision ... coverage on the raw points with the floor
+    toy = {"modes", "hq_fraction", "quality_floor", "precision", "recall", "density", "coverage"}
+    assert set(results["columns"]) == {c.key for c in SUMMARY_COLUMNS} | toy
+    assert set(results["runs_columns"]) == {c.key for c in TRAIN_COLUMNS} | {"seed", *toy}
     for name, row in results["runs"].items():
         assert row["status"] == "ok" and row["seed"] == int(name[-1])
         assert row["peak_memory_mib"] > 0 and row["seconds_per_step"] > 0
