@@ -2,7 +2,8 @@
 
 Usage:  python benchmarks/bench_roofline.py [--models mlp,conv] [--strategies gp,none]
                  [--precisions fp32,bf16] [--bf16-models conv] [--bf16-strategies none,gp]
-                 [--rounds 3] [--iters 2] [--threads 1] [--profile] [--json out.json]
+                 [--masks-off gp] [--rounds 3] [--iters 2] [--threads 1] [--profile]
+                 [--json out.json]
 
 For every (model, strategy, precision) one full training iteration is built as
 bench_steps.py builds it (toy MLP 3 x 512 on 8gaussians at batch 256, the DCGAN-style
@@ -20,6 +21,8 @@ backward and the penalty's double backward, one generator update, the EMA update
    shape: 2 x 256 samples through a 512-wide layer) gives the kernels' rate, for scale.
    bf16 runs a subset (``--bf16-models``, ``--bf16-strategies``): where the CPU has no
    bf16 units it is emulated, ~100x slower than fp32, and a full table would take hours.
+   ``--masks-off`` adds rows of the penalty without constant activation masks
+   (lipgan/engine/masks.py), the step as it was before issue 26.
 3. Steps and replays are timed in interleaved rounds in one process (rotating order), so a
    slow phase of a shared machine hits all of them; medians over every timed iteration.
 
@@ -30,6 +33,7 @@ backward and the penalty's double backward, one generator update, the EMA update
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -128,12 +132,16 @@ def replay(calls: list[tuple[Any, tuple, dict]]) -> Callable[[], None]:
     return run
 
 
-def build_iteration(model: str, constraint: str, precision: str) -> Callable[[], None]:
-    """One training iteration of the engine, as bench_steps.py builds it (n_critic 5)."""
+def build_iteration(
+    model: str, constraint: str, precision: str, masks: bool = True
+) -> Callable[[], None]:
+    """One training iteration of the engine, as bench_steps.py builds it (n_critic 5);
+    ``masks=False``: the penalty without constant activation masks (as before issue 26)."""
     from lipgan import data as datasets
     from lipgan import engine
     from lipgan.config import TrainConfig, validate
     from lipgan.distributed import Processes
+    from lipgan.engine import updates
 
     torch.manual_seed(0)
     spec, batch = DATA[model]
@@ -143,7 +151,18 @@ def build_iteration(model: str, constraint: str, precision: str) -> Callable[[],
     source = datasets.load(spec)
     parts, _ = engine.build_parts(engine.resolve(config, source.family), source, Processes())
     counter = iter(range(10**6))
-    return lambda: engine.train_iteration(parts, next(counter))
+    if masks:
+        return lambda: engine.train_iteration(parts, next(counter))
+
+    def without_masks() -> None:
+        with_masks = updates.constant_masks
+        updates.constant_masks = lambda module: contextlib.nullcontext()
+        try:
+            engine.train_iteration(parts, next(counter))
+        finally:
+            updates.constant_masks = with_masks
+
+    return without_masks
 
 
 def count(step: Callable[[], None]) -> tuple[int, dict[str, int], list]:
@@ -179,8 +198,10 @@ def measure(args: argparse.Namespace) -> tuple[list[dict], dict[str, float], lis
             bf16 = precision == "bf16"
             if bf16 and model not in args.bf16_models:
                 continue
-            for constraint in args.bf16_strategies if bf16 else args.strategies:
-                step = build_iteration(model, constraint, precision)
+            todo = [(c, True) for c in (args.bf16_strategies if bf16 else args.strategies)]
+            todo += [] if bf16 else [(c, False) for c in args.masks_off]
+            for constraint, masks in todo:
+                step = build_iteration(model, constraint, precision, masks)
                 for _ in range(args.warmup):
                     step()
                 flops, per_op, calls = count(step)
@@ -189,7 +210,8 @@ def measure(args: argparse.Namespace) -> tuple[list[dict], dict[str, float], lis
                 with replayed:
                     replay(calls)()
                 assert replayed.get_total_flops() == flops, (model, constraint, precision)
-                row = {"model": model, "strategy": constraint, "precision": precision,
+                name = constraint if masks else f"{constraint}, masks off"
+                row = {"model": model, "strategy": name, "precision": precision,
                        "flops": flops, "per_op": per_op, "matmul_calls": len(calls)}  # fmt: skip
                 rows.append(row)
                 jobs.append((row, step, replay(calls)))
@@ -300,6 +322,9 @@ def main() -> None:
     parser.add_argument("--precisions", default="fp32,bf16")
     parser.add_argument("--bf16-models", help="models to run in bf16 (default: --models)")
     parser.add_argument("--bf16-strategies", default="none,gp")
+    parser.add_argument(
+        "--masks-off", default="gp", help="also run these without constant masks (fp32)"
+    )
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--iters", type=int, default=2, help="timed iterations per round")
     parser.add_argument("--warmup", type=int, default=2)
@@ -314,10 +339,11 @@ def main() -> None:
     args.strategies = args.strategies.split(",") if args.strategies else constraints.names()
     args.bf16_models = args.bf16_models.split(",") if args.bf16_models else args.models
     args.bf16_strategies = args.bf16_strategies.split(",")
+    args.masks_off = args.masks_off.split(",") if args.masks_off else []
+    strategies = args.strategies + args.bf16_strategies + args.masks_off
     for option, given, valid in (("model", args.models + args.bf16_models, DATA),
                                  ("precision", args.precisions, ("fp32", "bf16")),
-                                 ("strategy", args.strategies + args.bf16_strategies,
-                                  constraints.names())):  # fmt: skip
+                                 ("strategy", strategies, constraints.names())):  # fmt: skip
         unknown = sorted(set(given) - set(valid))
         if unknown:
             parser.error(f"unknown {option} {', '.join(unknown)}: choose from {', '.join(valid)}")
