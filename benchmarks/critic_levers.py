@@ -34,12 +34,15 @@ from lipgan import diagnostics, distributed, engine, runs  # noqa: E402
 from lipgan.compare.critic_only import FixedGenerator, fit_critic, fixed_sets  # noqa: E402
 
 ORTHO = "orthogonal"
-# name -> the options of the run (TrainConfig fields; "o" holds strategy options).
+# name -> the options of the run (TrainConfig fields; "o" holds strategy options). Every
+# orthogonal entry names both levers: the points defaults are no longer the shipped ones.
 CONFIGS: dict[str, dict[str, Any]] = {
     "gp": {"constraint": "gp"},
-    "orthogonal shipped (MaxMin bias 1 lr 3e-4)": {"constraint": ORTHO},
-    "orthogonal bias 0": {"constraint": ORTHO, "o": {"bias_scale": 0.0}},
-    "orthogonal FullSort": {"constraint": ORTHO, "o": {"group_size": 0}},
+    "orthogonal shipped (MaxMin bias 1 lr 3e-4)": {
+        "constraint": ORTHO, "o": {"group_size": 2, "bias_scale": 1.0},
+    },
+    "orthogonal bias 0": {"constraint": ORTHO, "o": {"group_size": 2, "bias_scale": 0.0}},
+    "orthogonal FullSort": {"constraint": ORTHO, "o": {"group_size": 0, "bias_scale": 1.0}},
     "orthogonal FullSort bias 0": {"constraint": ORTHO, "o": {"group_size": 0, "bias_scale": 0.0}},
     "orthogonal groups 4 bias 0": {"constraint": ORTHO, "o": {"group_size": 4, "bias_scale": 0.0}},
     "orthogonal groups 8 bias 0": {"constraint": ORTHO, "o": {"group_size": 8, "bias_scale": 0.0}},
@@ -50,7 +53,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
         "constraint": ORTHO, "o": {"group_size": 0, "bias_scale": 0.0}, "lr": 1e-2,
     },
     "orthogonal MaxMin bias 0 lr 1e-3": {
-        "constraint": ORTHO, "o": {"bias_scale": 0.0}, "lr": 1e-3,
+        "constraint": ORTHO, "o": {"group_size": 2, "bias_scale": 0.0}, "lr": 1e-3,
     },
     "orthogonal FullSort bias 0 width 256": {
         "constraint": ORTHO, "o": {"group_size": 0, "bias_scale": 0.0}, "hidden": 256,
