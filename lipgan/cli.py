@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -127,6 +128,41 @@ LogEvery = Annotated[int | None, typer.Option(help=_help("log_every"))]
 EvalSamples = Annotated[int | None, typer.Option(help=_help("eval_samples"))]
 EvalSets = Annotated[int | None, typer.Option(help=_help("eval_sets"))]
 Device = Annotated[str | None, typer.Option(help=_help("device"))]
+
+
+class ExecutorName(StrEnum):
+    """Where a grid of runs trains (docs/cluster.md)."""
+
+    local = "local"
+    ray = "ray"
+    slurm = "slurm"
+
+
+# The executor's options, shared by every command that trains a grid (compare, tune);
+# lipgan.executors.from_options turns them into an executor.
+ExecutorOption = Annotated[
+    ExecutorName,
+    typer.Option(help="local processes, a Ray cluster (lipgan[ray]) or Slurm (lipgan[slurm])."),
+]
+Address = Annotated[
+    str | None,
+    typer.Option(help="Ray: the cluster to join ('auto' or HOST:PORT) [a local Ray instance]."),
+]
+SharedFs = Annotated[
+    bool,
+    typer.Option(help="Ray: run folders on a filesystem all nodes share [checked at the start]."),
+]
+Partition = Annotated[
+    str | None, typer.Option(help="Slurm: the partition [the cluster's default].")
+]
+TimeLimit = Annotated[
+    int | None,
+    typer.Option("--time", help="Slurm: each job's time limit in minutes (requeued at it)."),
+]
+GpusPerJob = Annotated[
+    int | None, typer.Option(help="Ray/Slurm: GPUs per run [Ray: 1 if --device cuda, else 0].")
+]
+EXECUTOR_OPTIONS = {"executor", "address", "shared_fs", "partition", "time", "gpus_per_job"}
 
 
 Sampler = Annotated[
@@ -357,7 +393,7 @@ def compare(
     resume: Annotated[
         Path | None,
         typer.Option(
-            help="Continue the compare in this folder (only --jobs/--threads may change)."
+            help="Continue the compare in this folder (only the executor options may change)."
         ),
     ] = None,
     threshold: Annotated[
@@ -370,6 +406,12 @@ def compare(
     threads: Annotated[
         int | None, typer.Option(help="torch CPU threads per run [all cores / jobs].")
     ] = None,
+    executor: ExecutorOption = ExecutorName.local,
+    address: Address = None,
+    shared_fs: SharedFs = True,
+    partition: Partition = None,
+    time: TimeLimit = None,
+    gpus_per_job: GpusPerJob = None,
     critic_only: Annotated[
         bool, typer.Option(help="Fit only critics against real data + noise (paper Fig. 2).")
     ] = False,
@@ -404,14 +446,21 @@ def compare(
     given = dict(locals())
     if tune is not None or (resume is not None and (resume / "tuned.json").is_file()):
         return _compare_tuned(ctx, given)
-    from lipgan import runs
+    from lipgan import executors, runs
     from lipgan.callbacks import StopOnSignals
     from lipgan.compare import plan, run_compare
     from lipgan.display import CompareDisplay
 
+    runner = executors.from_options(
+        executor.value, jobs=jobs, threads=threads, address=address, shared_fs=shared_fs,
+        partition=partition, time_min=time, gpus_per_job=gpus_per_job,
+    )  # fmt: skip
+    local = executor is ExecutorName.local
+    # on a cluster its nodes' cores bound --threads, not this machine's: plan checks none
+    plan_threads = threads if local else None
     if resume is not None:
-        _refuse_with_resume(ctx, {"resume", "jobs", "threads"})
-        setup = plan.resume_setup(resume, jobs if _given(ctx, "jobs") else None, threads)
+        _refuse_with_resume(ctx, {"resume", "jobs", "threads", *EXECUTOR_OPTIONS})
+        setup = plan.resume_setup(resume, jobs if _given(ctx, "jobs") else None, plan_threads)
     else:
         fields = set(TrainConfig.__dataclass_fields__) - {"out"}  # --out is the report folder
         base = runs.build_config(
@@ -421,11 +470,11 @@ def compare(
             base, plan.plan(constraints, _floats(clip_values, "--clip-values")), out,
             overwrite=overwrite, seeds=plan.parse_seeds(seeds, base.seed), parallel=jobs,
             threshold=threshold, baseline=baseline, critic_only=critic_only,
-            noise_std=noise_std, tensorboard=tensorboard, threads=threads,
+            noise_std=noise_std, tensorboard=tensorboard, threads=plan_threads,
             command="lipgan " + " ".join(sys.argv[1:]),
         )  # fmt: skip
     with StopOnSignals() as should_stop:
-        run_compare(setup, CompareDisplay(), should_stop)
+        run_compare(setup, CompareDisplay(), should_stop, None if local else runner)
 
 
 def _given(ctx: typer.Context, name: str) -> bool:
@@ -438,8 +487,8 @@ def _refuse_with_resume(ctx: typer.Context, allowed: set[str]) -> None:
     typed = [p for p in ctx.command.params if p.name not in allowed and _given(ctx, p.name)]
     if typed:
         raise typer.BadParameter(
-            f"{typed[0].opts[0]} cannot change a saved compare; drop it (only --jobs and "
-            "--threads may change)",
+            f"{typed[0].opts[0]} cannot change a saved compare; drop it (only --jobs, "
+            "--threads and the --executor options may change)",
             param_hint="--resume",
         )
 
