@@ -127,7 +127,7 @@ def test_a_plugin_that_fails_to_import_is_reported_on_every_lookup(monkeypatch):
     # the plugin did not exist.
     fake = FakeMetadata([BrokenEntryPoint()])
     monkeypatch.setattr(registry, "metadata", fake)
-    monkeypatch.setattr(registry, "_plugin_failures", None)
+    monkeypatch.setattr(registry, "_plugin_failures", None)  # entry points not read yet
     expected = (
         "plugin 'broken' (lipgan_missing_mod) failed to load: No module named "
         "'lipgan_missing_mod'; fix or uninstall that package (pip uninstall ...)"
