@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gc
 import json
+import re
 import shlex
 import time
 import traceback
@@ -90,6 +91,8 @@ def train(
     except BaseException as error:
         # The failed call's frames hold the DDP wrappers; free them with the group below.
         traceback.clear_frames(error.__traceback__)
+        if _out_of_memory(error):
+            raise _allocation_error(config, error) from None
         raise
     finally:
         # DDP keeps the process group and its last work handles alive. Left to interpreter
@@ -297,6 +300,29 @@ def _finish(
         atomic_write_text(run.summary, json.dumps(summary, indent=2, sort_keys=True) + "\n")
     tell.on_train_end(summary)
     return summary
+
+
+def _out_of_memory(error: BaseException) -> bool:
+    """torch's allocation failures: OutOfMemoryError on devices, a RuntimeError on the CPU."""
+    text = str(error)
+    return isinstance(error, torch.OutOfMemoryError) or (
+        isinstance(error, RuntimeError) and ("can't allocate" in text or "out of memory" in text)
+    )
+
+
+def _allocation_error(config: TrainConfig, error: BaseException) -> LipganError:
+    """The one line for a run too large for its device's memory: the size, what to lower."""
+    text = str(error)
+    size = ""
+    if match := re.search(r"allocate (\d+) bytes", text):  # the CPU allocator
+        size = f" {int(match.group(1)) / 2**30:,.1f} GiB"
+    elif match := re.search(r"[Tt]ried to allocate ([\d.]+ [KMGT]iB)", text):  # CUDA
+        size = f" {match.group(1)}"
+    return LipganError(
+        f"out of memory: could not allocate{size} with --batch-size {config.batch_size} "
+        f"(--eval-samples {config.eval_samples}, --hidden {config.hidden}); lower "
+        "--batch-size (or --eval-samples, --hidden)"
+    )
 
 
 def interrupted(iteration: int, total: int, run: RunFolder, signum: int) -> Interrupted:
