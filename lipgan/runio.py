@@ -12,6 +12,7 @@ Layout of a run folder::
 
 from __future__ import annotations
 
+import fcntl
 import io
 import json
 import os
@@ -230,6 +231,12 @@ class RunFolder:
             return []
         return [record for _, record in _records(self.metrics) if record is not None]
 
+    def read_timing(self) -> list[dict[str, Any]]:
+        """The logged wall-clock times, skipping a torn last line (a killed writer)."""
+        if not self.timing.exists():
+            return []
+        return [record for _, record in _records(self.timing) if record is not None]
+
 
 def _records(path: Path) -> list[tuple[str, dict[str, Any] | None]]:
     """(line, parsed object or None when the line is not a JSON object) per non-blank line."""
@@ -246,6 +253,38 @@ def _records(path: Path) -> list[tuple[str, dict[str, Any] | None]]:
 
 
 # --- naming and claiming a folder ----------------------------------------------------------
+
+
+LOCK_FILE = ".lipgan.lock"
+
+
+class FolderLock:
+    """This process's exclusive claim on a folder: ``flock`` on a file in it, which the
+    kernel releases when the process ends, however it ends (a crash leaves nothing stuck).
+    The file keeps the holder's pid, for the message a second claimant gets."""
+
+    def __init__(self, folder: Path, what: str) -> None:
+        path = Path(folder) / LOCK_FILE
+        try:
+            self._fd: int | None = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise _write_error(path, exc) from None
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(self._fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+            self.release()
+            raise ConfigError(
+                f"{folder} is in use by another lipgan {what} (pid {holder}); wait for it to "
+                "end or choose another folder"
+            ) from None
+        os.ftruncate(self._fd, 0)
+        os.pwrite(self._fd, f"{os.getpid()}\n".encode(), 0)
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the last descriptor drops the lock
+            self._fd = None
 
 
 def default_folder(parent: str, kind: str, data: str, seed: int) -> Path:

@@ -108,6 +108,12 @@ def prepare(config: TrainConfig, overwrite: bool = False) -> PreparedRun:
     return PreparedRun(resolved, run_dir, data, resume=False)
 
 
+def resolve_run(config: TrainConfig) -> TrainConfig:
+    """A new run's resolved config after every check that needs no folder (the strategy's
+    own, whether it fits the critic, the device); creates nothing."""
+    return _resolve(config, datasets.load_for(config))
+
+
 def _resolve(config: TrainConfig, data: datasets.DataSource) -> TrainConfig:
     """engine.resolve, plus the checks that would otherwise fail only once training
     started: the strategy's own parameter checks, whether it can rebuild or wrap this
@@ -176,7 +182,9 @@ def prepare_resume(run_dir: Path, overrides: dict[str, Any]) -> PreparedRun:
             "raise --iters to train further"
         )
     data = datasets.load_for(config)
-    resolved = _resolve(config, data)
+    # the folder is where it is now: config.toml's out may name it from another working
+    # directory, or before the folder was moved
+    resolved = replace(_resolve(config, data), out=str(run_dir))
     if changed:
         check_writable(run_dir)
         atomic_write_text(run.config, dump_toml(resolved))

@@ -33,13 +33,6 @@ QUALITY_KEYS = ("quality/w1", "quality/frechet", "quality/js4")
 DIAGNOSTIC_SAMPLES = 512
 
 
-def read_timing(run_dir: Path) -> list[dict[str, Any]]:
-    path = RunFolder(run_dir).timing
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
-
-
 def quality_key(records: list[dict[str, Any]]) -> str | None:
     """The first of quality/w1, quality/frechet, quality/js4 that the run logged."""
     for key in QUALITY_KEYS:
@@ -114,7 +107,7 @@ def examine_run(
     """Everything the report shows about one finished (or diverged) run folder."""
     folder = RunFolder(run_dir)
     records = folder.read_metrics()
-    timing = {t["step"]: t for t in read_timing(run_dir)}
+    timing = {t["step"]: t for t in folder.read_timing() if "step" in t}
     summary = json.loads(folder.summary.read_text("utf-8")) if folder.summary.exists() else {}
     key = quality_key(records)
     config = load_toml(folder.config) if folder.config.is_file() else None
