@@ -531,6 +531,7 @@ def test_a_resumed_compare_trains_what_was_planned_even_if_defaults_changed(tmp_
     base = build_config(None, {"iters": 4, "hidden": 8, "batch_size": 32, "threads": 1})
     out = tmp_path / "cmp"
     setup = plan.setup(base, plan.plan("gp", None), out, seeds=[0, 1])
+    setup.release()  # as run_compare does when it ends
     planned = {job.seed: job.config for job in setup.jobs}
     assert planned[0].n_critic == 3 and planned[0].lr_decay == "linear"
     # a later lipgan with other points defaults resumes this compare

@@ -67,8 +67,22 @@ def run_compare(
     Returns results.json's data.
     """
     display = display or QuietDisplay()
+    try:
+        return _compare(compare, display, should_stop, executor)
+    finally:
+        compare.release()  # the folder is free for the next compare
+
+
+def _compare(
+    compare: CompareSetup,
+    display: Display,
+    should_stop: ShouldStop | None,
+    executor: Executor | None,
+) -> dict[str, Any]:
     if compare.critic_only:
         return _critic_only(compare, display)
+    for note in compare.notes:
+        display.note(note)
     base = compare.base
     totals = {job.name: job.config.iters for job in compare.jobs}
     done = {name: o for name, o in compare.finished.items() if o.get("status") in FINAL}

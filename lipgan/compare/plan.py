@@ -1,9 +1,12 @@
 """What a compare runs: entries (strategy and clip value) times seeds, and its folder.
 
 ``plan`` turns ``--constraints`` and ``--clip-values`` into entries, ``parse_seeds`` turns
-``--seeds`` into seeds; ``setup`` checks the options, claims the output folder, saves the
-plan there (plan.json, so ``--resume DIR`` needs nothing else) and prepares one job per
-(entry, seed) before any work starts. ``resume_setup`` rebuilds the setup from plan.json.
+``--seeds`` into seeds; ``setup`` checks the options and resolves one job per (entry, seed)
+before it creates anything, then claims and locks the output folder and saves the plan
+there (plan.json, so ``--resume DIR`` needs nothing else). ``resume_setup`` locks the
+folder and rebuilds the setup from plan.json, checking that every run folder still holds
+the run the plan says. Paths inside a compare folder are read relative to it, so a
+compare resumes from any working directory.
 """
 
 from __future__ import annotations
@@ -19,10 +22,18 @@ from typing import Any
 from lipgan import constraints as registry
 from lipgan import data as datasets
 from lipgan import engine, runs
-from lipgan.config import TrainConfig, fold_shorthands, replace
-from lipgan.errors import ConfigError
-from lipgan.executors import threads_per_run
-from lipgan.runio import RunFolder, atomic_write_text, default_folder
+from lipgan.config import MAX_SEED, TrainConfig, fold_shorthands, replace
+from lipgan.errors import CheckpointError, ConfigError
+from lipgan.executors import check_identity, threads_per_run
+from lipgan.runio import (
+    LOCK_FILE,
+    FolderLock,
+    RunFolder,
+    atomic_write_text,
+    check_writable,
+    default_folder,
+    load_checkpoint,
+)
 
 DEFAULT_CONSTRAINTS = "clip,gp,gp-one-sided,fd,none"
 
@@ -84,6 +95,11 @@ def parse_seeds(text: str | None, first: int = 0) -> list[int]:
             count = int(text)
             if count < 1:
                 raise ConfigError(f"--seeds must be >= 1, got {count}")
+            if first + count - 1 > MAX_SEED:  # before the list: --seeds 10**12 is no list
+                raise ConfigError(
+                    f"--seeds {count} from --seed {first} goes past the largest seed "
+                    f"{MAX_SEED} (the bound of --seed); ask for fewer seeds or a lower --seed"
+                )
             return list(range(first, first + count))
         seeds = [int(s) for s in text.split(",") if s.strip()]
     except ValueError:
@@ -92,6 +108,11 @@ def parse_seeds(text: str | None, first: int = 0) -> list[int]:
         ) from None
     if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
         raise ConfigError(f"--seeds {text!r} must list distinct seeds >= 0, e.g. 0,3,7")
+    if max(seeds) > MAX_SEED:
+        raise ConfigError(
+            f"--seeds: seed {max(seeds)} is past the largest seed {MAX_SEED} (the bound of "
+            "--seed); choose seeds between 0 and it"
+        )
     return seeds
 
 
@@ -152,6 +173,15 @@ class CompareSetup:
     """The runs to train, seed-major; empty in critic-only mode."""
     finished: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Resume: outcomes of runs that already ended (reused, not trained again)."""
+    notes: list[str] = field(default_factory=list)
+    """Lines worth showing before the runs start (a run trained again, and why)."""
+    lock: FolderLock | None = None
+    """Held from setup until ``release``: no second compare works in the same folder."""
+
+    def release(self) -> None:
+        """Let another compare use the folder (also done when the process ends)."""
+        if self.lock is not None:
+            self.lock.release()
 
     @property
     def runs_dir(self) -> Path:
@@ -197,19 +227,28 @@ def setup(
     compare = CompareSetup(base, entries, Path("."), **options)
     _check(compare)
     compare.out = Path(out) if out is not None else default_out(base, compare.critic_only)
-    _claim(compare.out, overwrite)
+    _check_out(compare.out, overwrite)
+    _resolve_jobs(compare, configs or {})  # before anything is created: a refused value
+    compare.lock = _claim(compare.out, overwrite)  # leaves no folder behind
+    if compare.jobs:
+        atomic_write_text(compare.out / PLAN_FILE, json.dumps(_plan_data(compare), indent=2) + "\n")
+    return compare
+
+
+def _resolve_jobs(compare: CompareSetup, configs: Mapping[str, TrainConfig]) -> None:
+    """Every run resolved, so the strategies' own checks (and whether each fits the
+    critic) have run; critic-only fits critics, no jobs."""
+    base = compare.base
     if compare.critic_only:
         data = datasets.load_for(base)
-        for entry in entries:  # resolve now so a bad combination fails before any work
+        for entry in compare.entries:
             engine.resolve(entry_config(base, entry, base.seed, compare.out), data.family)
-        return compare
+        return
     for seed in compare.seeds:  # seed-major: a stopped compare has every strategy's first seeds
-        for entry in entries:
-            start = (configs or {}).get(entry.name, base)
-            prepared = runs.prepare(entry_config(start, entry, seed, compare.out))
-            compare.jobs.append(_job(compare, entry, seed, prepared.config, resume=False))
-    atomic_write_text(compare.out / PLAN_FILE, json.dumps(_plan_data(compare), indent=2) + "\n")
-    return compare
+        for entry in compare.entries:
+            start = configs.get(entry.name, base)
+            config = runs.resolve_run(entry_config(start, entry, seed, compare.out))
+            compare.jobs.append(_job(compare, entry, seed, config, resume=False))
 
 
 def _check(compare: CompareSetup) -> None:
@@ -270,8 +309,14 @@ def entry_config(base: TrainConfig, entry: Entry, seed: int, out: Path) -> Train
         constraint=entry.constraint,
         constraint_options={**shared, **options},
         seed=seed,
-        out=str(out / "runs" / run_name(entry, seed)),
+        out=str(run_folder(out, entry, seed)),
     )
+
+
+def run_folder(out: Path, entry: Entry, seed: int) -> Path:
+    """A run's folder: always under the compare folder, as an absolute path (a worker on
+    another machine or in another working directory finds the same folder)."""
+    return Path(out).absolute() / "runs" / run_name(entry, seed)
 
 
 def _parts(entry: Entry) -> set[str]:
@@ -283,10 +328,11 @@ def _options_for(options: dict[str, float], entry: Entry) -> dict[str, float]:
     return {k: v for k, v in options.items() if k.partition(".")[0] in _parts(entry)}
 
 
-def _claim(out: Path, overwrite: bool) -> None:
+def _check_out(out: Path, overwrite: bool) -> None:
+    """Refuse an --out that cannot become this compare's folder; creates nothing."""
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file; choose a folder")
-    if out.exists() and any(out.iterdir()):
+    if out.exists() and _contents(out):
         if not overwrite:
             raise ConfigError(
                 f"output folder {out} already exists and is not empty; pass --overwrite to "
@@ -297,8 +343,25 @@ def _claim(out: Path, overwrite: bool) -> None:
                 f"--overwrite refused: {out} is not a lipgan compare folder (no results.json, "
                 f"runs/ or {PLAN_FILE}); choose another --out"
             )
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+    check_writable(out)
+
+
+def _claim(out: Path, overwrite: bool) -> FolderLock:
+    """Create and lock the folder, then (--overwrite) empty it: under the lock, so a
+    compare still working there is refused rather than deleted."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"--out {out} cannot be created ({exc.strerror or exc})") from None
+    lock = FolderLock(out, "compare")
+    for path in _contents(out) if overwrite else []:
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    return lock
+
+
+def _contents(out: Path) -> list[Path]:
+    """What the folder holds besides its lock file."""
+    return [path for path in out.iterdir() if path.name != LOCK_FILE]
 
 
 # --- the saved plan and --resume -------------------------------------------------------------
@@ -327,41 +390,119 @@ def resume_setup(
     """The compare saved in ``out``: finished runs reused, the others resumed or restarted.
 
     ``parallel`` and ``threads`` may differ from the first invocation; nothing else can.
+    Every run folder must hold the run the plan says (its config.toml), else nothing
+    starts; a finished run whose checkpoint cannot be read is trained again (deterministic:
+    the same numbers), with a note saying so.
     """
     path = out / PLAN_FILE
     if not path.is_file():
         raise ConfigError(f"cannot resume {out}: no {PLAN_FILE} there (not a compare folder)")
+    lock = FolderLock(out, "compare")
+    try:
+        compare, planned = _read_plan(out, path, parallel, threads)
+        compare.lock = lock
+        _check(compare)
+        compare.finished = _read_outcomes(out)
+        for seed in compare.seeds:
+            for entry in compare.entries:
+                _resume_run(compare, entry, seed, planned.get(run_name(entry, seed)))
+    except BaseException:
+        lock.release()
+        raise
+    return compare
+
+
+def _read_plan(
+    out: Path, path: Path, parallel: int | None, threads: int | None
+) -> tuple[CompareSetup, dict[str, TrainConfig]]:
+    """plan.json as a CompareSetup (no jobs yet) and each run's planned config; its shape
+    is checked, not trusted."""
     try:
         saved = json.loads(path.read_text("utf-8"))
-        base = TrainConfig.from_dict(saved.pop("base"), source=str(path))
-        entries = [Entry(**e) for e in saved.pop("entries")]
-        planned = {
-            name: TrainConfig.from_dict(config, source=str(path))
-            for name, config in saved.pop("runs", {}).items()
-        }
-    except (ValueError, KeyError, TypeError) as exc:
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise ConfigError(f"cannot resume {out}: {path} is unreadable ({exc})") from None
+    problem = _plan_problem(saved)
+    if problem is not None:
+        raise ConfigError(
+            f"cannot resume {out}: {path} is damaged ({problem}); restore it or start the "
+            "compare anew"
+        )
+    base = TrainConfig.from_dict(saved.pop("base"), source=str(path))
+    entries = [Entry(**e) for e in saved.pop("entries")]
+    planned = {
+        name: TrainConfig.from_dict(config, source=str(path))
+        for name, config in saved.pop("runs", {}).items()
+    }
     if parallel is not None:
         saved["parallel"] = parallel
     if threads is not None:
         saved["threads"] = threads
-    compare = CompareSetup(base, entries, out, **saved)
-    _check(compare)
-    compare.finished = _read_outcomes(out)
-    for seed in compare.seeds:
-        for entry in entries:
-            name = run_name(entry, seed)
-            if compare.finished.get(name, {}).get("status") in FINAL:
-                continue
-            if RunFolder(compare.runs_dir / name).summary.is_file():  # ended, not yet recorded
-                compare.finished[name] = {"status": "ok", "peak_mib": None, "message": ""}
-                continue
-            compare.jobs.append(_resume_job(compare, entry, seed, planned.get(name)))
-    return compare
+    return CompareSetup(base, entries, out, **saved), planned
+
+
+# plan.json's keys and the JSON types each may hold (None: null)
+_PLAN_TYPES: dict[str, tuple[type | None, ...]] = {
+    "base": (dict,),
+    "entries": (list,),
+    "seeds": (list,),
+    "parallel": (int,),
+    "threshold": (int, float, None),
+    "baseline": (str, None),
+    "tensorboard": (bool,),
+    "command": (str,),
+    "threads": (int, None),
+    "runs": (dict,),
+}
+_PLAN_REQUIRED = ("base", "entries", "seeds")
+
+
+def _plan_problem(saved: Any) -> str | None:
+    """What is wrong with plan.json's parsed content, or None."""
+    if not isinstance(saved, dict):
+        return f"a {_json_type(saved)} where an object belongs"
+    missing = [key for key in _PLAN_REQUIRED if key not in saved]
+    if missing:
+        return f"no {missing[0]!r}"
+    for key, value in saved.items():
+        if key not in _PLAN_TYPES:
+            return f"unknown key {key!r}"
+        if not _is(value, _PLAN_TYPES[key]):
+            return f"{key!r} is a {_json_type(value)}"
+    if not saved["entries"]:
+        return "'entries' is empty"
+    for entry in saved["entries"]:
+        if not (
+            isinstance(entry, dict)
+            and set(entry) <= {"name", "constraint", "clip_value"}
+            and _is(entry.get("name"), (str,))
+            and _is(entry.get("constraint"), (str,))
+            and _is(entry.get("clip_value"), (int, float, None))
+        ):
+            return f"entry {entry!r} is not {{name, constraint, clip_value}}"
+    if not saved["seeds"] or not all(_is(seed, (int,)) and seed >= 0 for seed in saved["seeds"]):
+        return f"'seeds' {saved['seeds']!r} is not a list of seeds >= 0"
+    if any(not isinstance(v, dict) for v in saved.get("runs", {}).values()):
+        return "'runs' holds a value that is not a config"
+    return None
+
+
+def _is(value: Any, types: tuple[type | None, ...]) -> bool:
+    if value is None:
+        return None in types
+    if isinstance(value, bool):  # JSON true is no number
+        return bool in types
+    return isinstance(value, tuple(t for t in types if t is not None))
+
+
+def _json_type(value: Any) -> str:
+    names = {dict: "object", list: "list", str: "string", bool: "true/false", type(None): "null"}
+    return names.get(type(value), "number")
 
 
 FINAL = ("ok", "diverged")
 """Outcomes reused by --resume; 'failed' and 'interrupted' runs are trained again."""
+
+STATUSES = ("ok", "diverged", "failed", "interrupted")
 
 
 def _read_outcomes(out: Path) -> dict[str, dict[str, Any]]:
@@ -369,23 +510,73 @@ def _read_outcomes(out: Path) -> dict[str, dict[str, Any]]:
     if not path.is_file():
         return {}
     try:
-        return json.loads(path.read_text("utf-8"))
-    except ValueError:
+        saved = json.loads(path.read_text("utf-8"))
+    except (UnicodeDecodeError, ValueError):
         return {}  # written atomically, so only a hand edit breaks it: train the runs again
+    problem = _outcomes_problem(saved)
+    if problem is not None:
+        raise ConfigError(
+            f"cannot resume {out}: {path} is damaged ({problem}); delete it to train every "
+            "unfinished run again"
+        )
+    return saved
 
 
-def _resume_job(compare: CompareSetup, entry: Entry, seed: int, planned: TrainConfig | None) -> Job:
-    # plan.json from before the resolved configs were saved: rebuild from the base
-    config = planned or entry_config(compare.base, entry, seed, compare.out)
-    run_dir = Path(config.out)
+def _outcomes_problem(saved: Any) -> str | None:
+    if not isinstance(saved, dict):
+        return f"a {_json_type(saved)} where an object of runs belongs"
+    for name, outcome in saved.items():
+        if not isinstance(outcome, dict) or set(outcome) != {"status", "peak_mib", "message"}:
+            return f"{name!r} is not {{status, peak_mib, message}}"
+        if outcome["status"] not in STATUSES:
+            return f"{name!r} has status {outcome['status']!r}, not one of {', '.join(STATUSES)}"
+        if not _is(outcome["peak_mib"], (int, float, None)) or not _is(outcome["message"], (str,)):
+            return f"{name!r}: peak_mib must be a number or null and message a string"
+    return None
+
+
+def _resume_run(
+    compare: CompareSetup, entry: Entry, seed: int, planned: TrainConfig | None
+) -> None:
+    """Reuse, resume or restart one run, after checking its folder holds it."""
+    name = run_name(entry, seed)
+    # The folder is the one under this compare folder, whatever plan.json says.
+    run_dir = run_folder(compare.out, entry, seed)
+    if planned is not None:
+        config = replace(planned, out=str(run_dir))
+        check_identity(run_dir, config)
+    else:  # plan.json from before the resolved configs were saved: rebuild from the base,
+        # and ask the folder only for what the entry defines (defaults may have changed)
+        config = runs.resolve_run(entry_config(compare.base, entry, seed, compare.out))
+        check_identity(run_dir, config, only=("data", "constraint", "constraint_options", "seed"))
     folder = RunFolder(run_dir)
-    if folder.last.is_file():
+    ended = compare.finished.get(name, {}).get("status") in FINAL or folder.summary.is_file()
+    if ended:
+        unreadable = _unreadable_checkpoint(folder)
+        if unreadable is None:
+            if compare.finished.get(name, {}).get("status") not in FINAL:  # ended, unrecorded
+                compare.finished[name] = {"status": "ok", "peak_mib": None, "message": ""}
+            return
+        compare.notes.append(f"{name}: {unreadable}; training it again")
+        compare.finished.pop(name, None)
+    elif folder.last.is_file():
         prepared = runs.prepare_resume(run_dir, {})
-        return _job(compare, entry, seed, prepared.config, resume=True)
-    if run_dir.exists():  # started but no checkpoint yet: ours to restart
+        compare.jobs.append(_job(compare, entry, seed, prepared.config, resume=True))
+        return
+    if run_dir.exists():  # ours (checked above) and not worth continuing: start it again
         shutil.rmtree(run_dir)
-    prepared = runs.prepare(config)
-    return _job(compare, entry, seed, prepared.config, resume=False)
+    # resolved again for the checks that depend on this machine (the device)
+    config = runs.resolve_run(config)
+    compare.jobs.append(_job(compare, entry, seed, config, resume=False))
+
+
+def _unreadable_checkpoint(folder: RunFolder) -> str | None:
+    """Why a finished run's checkpoint cannot give its diagnostics, or None."""
+    try:
+        load_checkpoint(folder.last)
+    except CheckpointError as exc:
+        return str(exc).split(";")[0]
+    return None
 
 
 def write_outcomes(out: Path, outcomes: dict[str, dict[str, Any]]) -> None:

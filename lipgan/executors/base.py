@@ -18,6 +18,8 @@ The rules every executor gets from ``run_job`` (issue 24; signatures unchanged):
 - identity: before training into a folder that already holds a config.toml, ``run_job``
   checks it against the job's resolved config (``check_identity``) and ends the job
   'failed', the folder untouched, when it holds another run.
+- worker processes: start them inside ``stop_signals_blocked()``, so a signal that reaches
+  a worker while it starts waits for ``run_job``'s handlers.
 - a worker that ended without reporting: ``lost_worker_outcome(exit_code, stopping)`` is
   'interrupted' when it died of a stop signal while a stop was asked (a signal sent to the
   whole process group reaches a worker before its handlers exist), else 'failed'.
@@ -197,12 +199,34 @@ def _train(job: Job, on_event: OnEvent, stop: ShouldStop) -> tuple[str, str]:
 def stop_signals() -> Iterator[ShouldStop]:
     """SIGINT and SIGTERM ask to stop while the block runs (``StopOnSignals``); yields
     what to ask. Outside the main thread, where Python cannot install handlers, it asks
-    nothing and the executor's ``should_stop`` alone decides."""
+    nothing and the executor's ``should_stop`` alone decides.
+
+    The two signals are unblocked inside (a worker started under ``stop_signals_blocked``
+    receives here one that arrived while it was starting) and blocked again after, as
+    they were."""
     if threading.current_thread() is not threading.main_thread():
         yield lambda: None
         return
     with StopOnSignals() as signals:
-        yield signals
+        before = signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+        try:
+            yield signals
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, before)
+
+
+@contextlib.contextmanager
+def stop_signals_blocked() -> Iterator[None]:
+    """Start worker processes inside: they begin with SIGINT and SIGTERM blocked (a signal
+    mask survives fork and exec), so a signal sent to the process group while a worker is
+    still importing waits for the handlers ``run_job`` installs instead of killing it (and
+    printing a KeyboardInterrupt traceback). This process gets its own once the block
+    ends."""
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
 IDENTITY_EXEMPT = frozenset({"out", "threads"})
@@ -210,18 +234,18 @@ IDENTITY_EXEMPT = frozenset({"out", "threads"})
 where the folder is (a moved compare folder) and the executor's thread count."""
 
 
-def check_identity(run_dir: Path, config: TrainConfig) -> None:
+def check_identity(run_dir: Path, config: TrainConfig, only: Sequence[str] | None = None) -> None:
     """Refuse a folder whose config.toml holds another run than ``config`` (a folder
-    replaced by hand, another strategy's run); a folder without one is not checked."""
+    replaced by hand, another strategy's run); a folder without one is not checked.
+
+    Every field counts but ``IDENTITY_EXEMPT``, or only the fields named in ``only``.
+    """
     folder = RunFolder(run_dir)
     if not folder.config.is_file():
         return
     saved = load_toml(folder.config)
-    differs = [
-        f.name
-        for f in fields(TrainConfig)
-        if f.name not in IDENTITY_EXEMPT and getattr(saved, f.name) != getattr(config, f.name)
-    ]
+    names = only or [f.name for f in fields(TrainConfig) if f.name not in IDENTITY_EXEMPT]
+    differs = [name for name in names if getattr(saved, name) != getattr(config, name)]
     if differs:
         name = differs[0]
         raise ConfigError(
