@@ -22,6 +22,7 @@ from lipgan.executors.base import (
     reset_peak_rss,
     run_job,
     stop_signals,
+    stop_signals_blocked,
     threads_per_run,
     torch_threads,
 )
@@ -47,6 +48,7 @@ __all__ = [
     "reset_peak_rss",
     "run_job",
     "stop_signals",
+    "stop_signals_blocked",
     "threads_per_run",
     "torch_threads",
 ]

@@ -15,13 +15,13 @@ import multiprocessing as mp
 import queue as queue_module
 import signal
 from collections.abc import Sequence
+from multiprocessing import resource_tracker
 from typing import Any
 
 import torch
 
 from lipgan import engine
 from lipgan.executors.base import (
-    STOP_SIGNALS,
     Event,
     Job,
     NotStarted,
@@ -32,6 +32,7 @@ from lipgan.executors.base import (
     peak_rss_mib,
     reset_peak_rss,
     run_job,
+    stop_signals_blocked,
     threads_per_run,
     torch_threads,
 )
@@ -75,11 +76,10 @@ class LocalProcessExecutor:
 def _child(job: Job, events: Any, stop: Any, threads: int) -> None:
     """Entry point of a worker process (spawned: nothing shared but the queue and event).
 
-    ``run_job`` handles the stop signals while the job runs; around it they are ignored,
-    so a signal while the outcome is sent cannot lose it (the parent's event says stop).
+    The worker starts with the stop signals blocked (``stop_signals_blocked``); ``run_job``
+    handles them while the job runs and blocks them again after, so a signal while the
+    outcome is sent cannot lose it (the parent's event says stop).
     """
-    for signum in STOP_SIGNALS:
-        signal.signal(signum, signal.SIG_IGN)
     torch.set_num_threads(threads)
 
     def forward(event: Event) -> None:
@@ -106,6 +106,9 @@ class _Workers:
     def __init__(self, jobs: int, threads: int, on_event: OnEvent) -> None:
         self.jobs, self.threads, self.on_event = jobs, threads, on_event
         self.context = mp.get_context("spawn")
+        # started now: its launch unblocks the stop signals, which the workers' start needs
+        # blocked (multiprocessing starts it with the first queue; this makes it explicit)
+        resource_tracker.ensure_running()
         self.events = self.context.Queue()
         self.stop = self.context.Event()
         self.running: dict[str, Any] = {}
@@ -144,7 +147,8 @@ class _Workers:
         process = self.context.Process(
             target=_child, args=(job, self.events, self.stop, self.threads), daemon=True
         )
-        process.start()
+        with stop_signals_blocked():
+            process.start()
         self.running[job.name] = process
 
     def _receive(self) -> None:
