@@ -118,7 +118,7 @@ def write_outputs(tune: TuneSetup, study: Any) -> dict[str, Any]:
         "threshold": limit,
         "reached_fraction": sum(r["reached"] for r in rows) / len(rows) if rows else None,
         "training_seconds": round(sum(r["seconds"] or 0.0 for r in rows), 3),
-        "space": tune.space.describe(),
+        "space": {name: r.describe() for name, r in tune.ranges().items()},
         "defaults": defaults,
         "best": best,
         "best_config": BEST_FILE if best is not None else None,

@@ -41,7 +41,7 @@ from lipgan import engine, runs
 from lipgan.compare.entry import Display, QuietDisplay
 from lipgan.compare.examine import quality_key, shared_threshold
 from lipgan.config import TrainConfig, load_toml, replace, validate
-from lipgan.errors import ConfigError
+from lipgan.errors import ConfigError, LipganError
 from lipgan.executors import Event, Executor, LocalProcessExecutor, ShouldStop, threads_per_run
 from lipgan.runio import RunFolder, atomic_write_text, default_folder
 from lipgan.tune.space import (
@@ -138,8 +138,19 @@ class TuneSetup:
         return "beta1" in self.defaults or not any(k in self.space.shared for k in ADAM_ONLY)
 
     def ranges(self) -> dict[str, Any]:
-        """The ranges the study suggests from (Adam's betas only for Adam strategies)."""
-        return {n: r for n, r in self.space.ranges().items() if self.adam or n not in ADAM_ONLY}
+        """The ranges the study suggests from (Adam's betas only for Adam strategies).
+
+        A choice that misses trial 0's default (a --space file's) gets it added: Optuna
+        records a categorical value only when it is one of the choices."""
+        ranges = {}
+        for name, r in self.space.ranges().items():
+            if name in ADAM_ONLY and not self.adam:
+                continue
+            default = self.defaults.get(name)
+            if isinstance(r, Choice) and default is not None and not r.contains(default):
+                r = Choice((*r.options, default))
+            ranges[name] = r
+        return ranges
 
     def values_for(self, draw: int) -> dict[str, Any] | None:
         """Draw ``draw``'s values; None where the TPE sampler chooses them."""
@@ -404,6 +415,7 @@ def run_tune(
         batch = 1 if tune.prune else max(1, tune.parallel // len(tune.seeds))
         for start in range(0, len(pending), batch):
             asked = [_ask(tune, study, k, outcomes) for k in pending[start : start + batch]]
+            asked = [item for item in asked if item is not None]
             _run(tune, study, optuna, asked, executor, display, stop, outcomes)
             if user_stopped:
                 raise engine.Interrupted("stopped", exit_code=128 + user_stopped[0])
@@ -448,7 +460,9 @@ def _close_stale(study: Any, optuna: Any) -> None:
         study.tell(trial.number, state=state.FAIL)
 
 
-def _ask(tune: TuneSetup, study: Any, draw: int, outcomes: dict[str, Any]) -> _Asked:
+def _ask(tune: TuneSetup, study: Any, draw: int, outcomes: dict[str, Any]) -> _Asked | None:
+    """Ask the study for trial ``draw`` and prepare its runs; None (the trial recorded as
+    FAIL, status 'invalid') when its values make a config lipgan refuses."""
     values = tune.values_for(draw)
     if values is not None:
         study.enqueue_trial(values, user_attrs={"draw": draw})
@@ -457,7 +471,13 @@ def _ask(tune: TuneSetup, study: Any, draw: int, outcomes: dict[str, Any]) -> _A
     with warnings.catch_warnings():  # a default outside a --space range is still trial 0
         warnings.filterwarnings("ignore", message="Fixed parameter")
         values = {name: r.suggest(trial, name) for name, r in tune.ranges().items()}
-    jobs = [_job(tune, draw, seed, values, outcomes) for seed in tune.seeds]
+    try:
+        jobs = [_job(tune, draw, seed, values, outcomes) for seed in tune.seeds]
+    except LipganError as exc:  # a combination the strategy or the model refuses
+        trial.set_user_attr("status", "invalid")
+        trial.set_user_attr("message", str(exc))
+        study.tell(trial, state=require_optuna().trial.TrialState.FAIL)
+        return None
     return _Asked(draw, trial, values, jobs)
 
 
@@ -533,6 +553,8 @@ def _run(
             _tell(study, optuna, item)
     if not tune.prune:
         executor.run(todo, on_event, stop)
+        return
+    if not asked:  # its values made a config lipgan refuses: recorded, nothing to train
         return
     (item,) = asked
     first, rest = todo[:1], todo[1:]

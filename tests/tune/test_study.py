@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 from lipgan import runs
 from lipgan.cli import app
 from lipgan.config import TrainConfig, load_toml
+from lipgan.runio import RunFolder
 from lipgan.tune import space as spaces
 from lipgan.tune import study
 
@@ -101,6 +102,14 @@ def test_the_same_seed_gives_the_same_trials(tmp_path):
     assert set(first[1]) == {*spaces.SHARED, "gp.weight"}
 
 
+def test_lipgan_constraints_shows_each_search_space_and_the_shared_one():
+    result = CliRunner().invoke(app, ["constraints"], env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    clip = next(line for line in result.output.splitlines() if "│ clip " in line)
+    assert "c log-uniform [0.001, 1]" in clip
+    assert "lr log-uniform [1e-05, 0.01]" in " ".join(result.output.split())
+
+
 def test_bad_tune_options_are_one_line_errors(tmp_path):
     cases = {
         ("--trials", "0"): "--trials must be >= 1",
@@ -170,7 +179,7 @@ class BoxClip(WeightClipping):
 """
 
 
-@pytest.mark.slow  # two fresh interpreters, 3 runs of 20 iterations: ~15 s
+@pytest.mark.slow  # a fresh interpreter, 3 runs of 20 iterations: ~10 s
 def test_a_plugin_strategy_with_its_own_space_is_tuned(tmp_path):
     site = tmp_path / "site"
     info = site / "lipgan_boxclip-0.1.0.dist-info"
@@ -179,19 +188,48 @@ def test_a_plugin_strategy_with_its_own_space_is_tuned(tmp_path):
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: lipgan-boxclip\nVersion: 0.1.0\n")
     (info / "entry_points.txt").write_text("[lipgan.constraints]\nbox-clip = lipgan_boxclip\n")
 
-    listed = lipgan_process("constraints", env_path=site)
-    stdout, stderr = listed.communicate(timeout=120)
-    assert listed.returncode == 0, stderr
-    row = next(line for line in stdout.splitlines() if " box-clip " in line)
-    assert "bound log-uniform [0.02, 0.5]" in row
-
     out = tmp_path / "study"
     tuned = lipgan_process("tune", "--constraint", "box-clip", "--trials", "3", "--iters", "20",
                            "--log-every", "10", *TINY, "--out", out, env_path=site)  # fmt: skip
     _, stderr = tuned.communicate(timeout=300)
     assert tuned.returncode == 0, stderr
+    space = json.loads((out / "results.json").read_text())["space"]
+    assert space["box-clip.bound"] == "log-uniform [0.02, 0.5]"
+    assert "beta1" not in space  # an RMSprop strategy: Adam's betas do not apply
     bounds = [r["box-clip.bound"] for r in trials_of(out)]
     assert bounds[0] == 0.1 and all(0.02 <= b <= 0.5 for b in bounds) and len(set(bounds)) == 3
     assert load_toml(out / "runs" / "t002__s0" / "config.toml").constraint_options == {
         "box-clip.bound": bounds[2]
     }
+
+
+@pytest.mark.slow  # at most 6 runs of 20 iterations: ~10 s
+def test_a_pruned_trial_stops_on_its_first_seed_and_counts_as_the_worst(tmp_path):
+    base = TrainConfig(constraint="clip", iters=20, log_every=10, sample_every=10000,
+                       checkpoint_every=10000, **TINY_CONFIG)  # fmt: skip
+    tune = study.setup(base, tmp_path / "pruned", trials=3, seeds=[0, 1], prune=True, threads=1)
+    data = study.run_tune(tune)
+    statuses = [r["status"] for r in data["trials"]]
+    assert statuses == ["ok", "ok", "pruned"]  # fixed seeds: trial 2 is below the rung's best
+    runs_dir = tune.out / "runs"
+    first = runs_dir / study.trial_run_name(2, 0)
+    assert not (first / "summary.json").exists()  # stopped at the rung (10 of 20 iterations)
+    assert RunFolder(first).read_metrics()[-1]["step"] == 10
+    assert not (runs_dir / study.trial_run_name(2, 1)).exists()  # its other seed never ran
+    assert all((runs_dir / study.trial_run_name(k, 1) / "summary.json").exists() for k in (0, 1))
+    assert data["budget_curve"][0]["expected_best"] is None  # one draw in three gives nothing
+    assert data["budget_curve"][2]["expected_best"] == data["best"]["objective"]
+
+
+def test_a_draw_lipgan_refuses_is_a_failed_trial_and_the_study_goes_on(tmp_path):
+    space = tmp_path / "space.toml"  # group size 3 does not divide the width 16
+    space.write_text("[orthogonal]\ngroup_size = {choice = [3]}\n")
+    base = TrainConfig(constraint="orthogonal", iters=10, log_every=5, sample_every=10000,
+                       checkpoint_every=10000, **TINY_CONFIG)  # fmt: skip
+    tune = study.setup(base, tmp_path / "study", trials=2, seeds=[0], space_file=space,
+                       threads=1)  # fmt: skip
+    data = study.run_tune(tune)
+    assert [r["status"] for r in data["trials"]] == ["ok", "invalid"]
+    assert data["trials"][1]["orthogonal.group_size"] == 3
+    assert data["best"]["trial"] == 0
+    assert not (tune.out / "runs" / study.trial_run_name(1, 0)).exists()
