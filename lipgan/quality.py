@@ -418,6 +418,11 @@ class FrechetScorer:
         self.floor_features = self.features(floor)
         self._floors: dict[int, dict[str, float]] = {}
         self._manifolds: dict[int, Manifold] = {}
+        # The scoring's matrices are small (64-d features): a multi-threaded BLAS on a
+        # loaded machine ran FD-infinity 9x slower than one thread (1.8 s against 0.2 s).
+        from threadpoolctl import ThreadpoolController
+
+        self._blas = ThreadpoolController()
 
     @classmethod
     def for_data(
@@ -456,6 +461,10 @@ class FrechetScorer:
         return metrics
 
     def _scores(self, features: np.ndarray, m: int) -> dict[str, float]:
+        with self._blas.limit(limits=1, user_api="blas"):
+            return self._scores_one_thread(features, m)
+
+    def _scores_one_thread(self, features: np.ndarray, m: int) -> dict[str, float]:
         scores = {"frechet": frechet_distance(*gaussian_stats(features), *self.reference)}
         infinity = frechet_infinity(features, self.reference)
         if infinity is not None:
