@@ -134,6 +134,7 @@ def test_a_run_folder_replaced_by_another_strategys_run_is_refused(grid):
     assert after == before  # nothing written anywhere, the foreign run untouched
 
 
+@pytest.mark.slow
 def test_a_finished_runs_unreadable_checkpoint_is_said_and_the_run_trained_again(finished, grid):
     last = RunFolder(grid / "runs" / "gp__s0").last
     last.write_bytes(last.read_bytes()[:100])  # torn
@@ -149,6 +150,7 @@ def test_a_finished_runs_unreadable_checkpoint_is_said_and_the_run_trained_again
     assert without_wall_clock(again) == without_wall_clock(original)
 
 
+@pytest.mark.slow
 def test_resume_from_another_directory_writes_only_inside_the_compare_folder(tmp_path, monkeypatch):
     first, elsewhere = tmp_path / "first", tmp_path / "elsewhere"
     first.mkdir(), elsewhere.mkdir()
