@@ -196,8 +196,10 @@ def _outcome(saved: dict[str, Any] | None) -> Outcome | None:
 def verdict_section(verdicts: list[dict[str, Any]], baseline: str, seeds: int) -> Section:
     tests = len({(v["metric"], v["other"]) for v in verdicts})
     intro = (
-        f"Each strategy against the baseline {baseline}: the difference of means over seeds "
-        "with its 95% interval and Welch's t test; 'beats' only where p < 0.05. The p-values "
+        f"Each strategy against the baseline {baseline}, by Welch's t test over seeds: on "
+        "W1, Fréchet, KID and JS on log values, stated as a ratio with its 95% interval "
+        "('11x lower'), on counts and fractions as a difference of means ('by 0.088'; "
+        "docs/compare.md); 'beats' only where p < 0.05. The p-values "
         f"alone are not corrected for the {tests} comparisons below: at p < 0.05 about "
         f"{0.05 * tests:.1g} of them can come out significant by chance alone, so each "
         "'beats' also says whether it holds after Holm's step-down correction (which keeps "
