@@ -73,3 +73,29 @@ def crossings(first: Sequence[BudgetPoint], second: Sequence[BudgetPoint]) -> li
             changes.append(a.trials)
         previous = sign or previous
     return changes
+
+
+def crossings_in_seconds(
+    first: Sequence[BudgetPoint], second: Sequence[BudgetPoint]
+) -> list[float]:
+    """The budgets in seconds at which the better of two curves changes: at a budget of
+    T seconds a strategy affords floor(T / its mean seconds per trial) trials, so a cheap
+    strategy's curve is compared at more trials than an expensive one's."""
+    if not first or not second or first[0].seconds is None or second[0].seconds is None:
+        return []
+    per_trial = first[0].seconds, second[0].seconds
+    budgets = sorted({p.seconds for p in (*first, *second) if p.seconds is not None})
+    changes, previous = [], 0
+    for budget in budgets:
+        ka = min(len(first), math.floor(budget / per_trial[0] + 1e-9))
+        kb = min(len(second), math.floor(budget / per_trial[1] + 1e-9))
+        if ka < 1 or kb < 1:
+            continue
+        a, b = first[ka - 1].expected_best, second[kb - 1].expected_best
+        if not (math.isfinite(a) and math.isfinite(b)):
+            continue
+        sign = (a > b) - (a < b)
+        if sign and previous and sign != previous:
+            changes.append(budget)
+        previous = sign or previous
+    return changes

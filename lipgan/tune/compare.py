@@ -35,7 +35,7 @@ from lipgan.errors import ConfigError
 from lipgan.executors import Executor, ShouldStop
 from lipgan.runio import atomic_write_text
 from lipgan.tune import study as studies
-from lipgan.tune.budget import BudgetPoint, crossings
+from lipgan.tune.budget import BudgetPoint, crossings, crossings_in_seconds
 from lipgan.tune.outputs import BEST_FILE, curve_rows, markdown_table
 
 PLAN_FILE = "tuned.json"
@@ -289,6 +289,11 @@ def report(
                 sentences.append(
                     f"the expected-best curves of {first} and {second} cross at {k} trials: "
                     "the ranking depends on the budget"
+                )
+            for seconds in crossings_in_seconds(curves[first], curves[second]):
+                sentences.append(
+                    f"at equal training time the expected-best curves of {first} and "
+                    f"{second} cross at {seconds:.0f} s: the ranking depends on the budget"
                 )
     sentences += [v["sentence"] for v in evaluation.get("verdicts", [])]
     data = {

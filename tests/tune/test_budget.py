@@ -7,7 +7,13 @@ import math
 
 import pytest
 
-from lipgan.tune.budget import BudgetPoint, budget_curve, crossings, expected_best
+from lipgan.tune.budget import (
+    BudgetPoint,
+    budget_curve,
+    crossings,
+    crossings_in_seconds,
+    expected_best,
+)
 
 VALUES = [0.31, 0.12, 0.5, 0.12, 0.9, 0.27, 2.0]  # with a tie
 
@@ -53,3 +59,14 @@ def test_crossings_find_where_the_ranking_changes():
     b = [BudgetPoint(k, v, None) for k, v in enumerate([0.9, 0.8, 0.6, 0.45], start=1)]
     assert crossings(a, b) == [3]  # b ahead at 1, tie at 2, a ahead from 3
     assert crossings(a, a) == []
+
+
+def test_crossings_in_seconds_compare_what_each_strategy_affords_in_that_time():
+    # a: 10 s a trial, worse per trial; b: 30 s a trial. At 30-50 s a affords 3-5 trials
+    # against b's one and is ahead; at 60 s b's two trials (0.3) beat a's six (0.32).
+    a = [BudgetPoint(k, v, 10.0 * k) for k, v in enumerate([0.9, 0.6, 0.4, 0.35, 0.33, 0.32], 1)]
+    b = [BudgetPoint(k, v, 30.0 * k) for k, v in enumerate([0.5, 0.3], 1)]
+    assert crossings(a, b) == []  # per trial b is ahead at every k
+    assert crossings_in_seconds(a, b) == [60.0]
+    assert crossings_in_seconds(b, a) == [60.0]
+    assert crossings_in_seconds(a, a) == []
