@@ -36,6 +36,10 @@ from lipgan.callbacks import StopOnSignals  # noqa: E402
 # name -> TrainConfig fields; "o" holds the strategy's options.
 CONFIGS: dict[str, dict[str, Any]] = {
     "orthogonal-new": {"constraint": "orthogonal", "o": {"group_size": 0, "bias_scale": 0.0}},
+    "orthogonal-fullsort": {
+        "constraint": "orthogonal",
+        "o": {"group_size": 0, "bias_scale": 1.0},
+    },
     "sn": {"constraint": "sn"},
     "sn-lr1e-3": {"constraint": "sn", "lr": 1e-3, "generator_lr": 3e-4},
     # lr 1e-2 diverges within 10 iterations in this engine (one power iteration
