@@ -81,7 +81,7 @@ class StepFlopCounter(FlopCounterMode):
 
 def _spec(value: Any) -> Any:
     if isinstance(value, torch.Tensor):
-        return ("tensor", tuple(value.shape), tuple(value.stride()), value.dtype)
+        return ("tensor", tuple(value.shape), tuple(value.stride()), value.dtype, value.device)
     if isinstance(value, list | tuple):
         return type(value)(_spec(v) for v in value)
     return value
@@ -105,13 +105,13 @@ class RecordMatmuls(TorchDispatchMode):
 def _materialise(spec: Any, cache: dict) -> Any:
     if isinstance(spec, tuple) and spec and spec[0] == "tensor":
         if spec not in cache:
-            _, shape, stride, dtype = spec
+            _, shape, stride, dtype, device = spec
             size = (
                 1 + sum((s - 1) * st for s, st in zip(shape, stride, strict=True))
                 if all(shape)
                 else 0
             )
-            base = torch.randn(max(size, 1), dtype=torch.float32).to(dtype)
+            base = torch.randn(max(size, 1), device=device).to(dtype)
             cache[spec] = base.as_strided(shape, stride)
         return cache[spec]
     if isinstance(spec, list | tuple):
@@ -133,7 +133,7 @@ def replay(calls: list[tuple[Any, tuple, dict]]) -> Callable[[], None]:
 
 
 def build_iteration(
-    model: str, constraint: str, precision: str, masks: bool = True
+    model: str, constraint: str, precision: str, masks: bool = True, device: str = "cpu"
 ) -> Callable[[], None]:
     """One training iteration of the engine, as bench_steps.py builds it (n_critic 5);
     ``masks=False``: the penalty without constant activation masks (as before issue 26)."""
@@ -146,10 +146,11 @@ def build_iteration(
     torch.manual_seed(0)
     spec, batch = DATA[model]
     config = TrainConfig(constraint=constraint, data=spec, batch_size=batch, n_critic=5,
-                         precision=precision, iters=10**6)  # fmt: skip
+                         precision=precision, iters=10**6, device=device)  # fmt: skip
     validate(config)
     source = datasets.load(spec)
-    parts, _ = engine.build_parts(engine.resolve(config, source.family), source, Processes())
+    processes = Processes(device=torch.device(device))
+    parts, _ = engine.build_parts(engine.resolve(config, source.family), source, processes)
     counter = iter(range(10**6))
     if masks:
         return lambda: engine.train_iteration(parts, next(counter))
@@ -174,17 +175,20 @@ def count(step: Callable[[], None]) -> tuple[int, dict[str, int], list]:
 
 
 def _time(fn: Callable[[], None], n: int) -> list[float]:
+    sync = torch.cuda.synchronize if torch.cuda.is_initialized() else lambda: None
     out = []
     for _ in range(n):
+        sync()
         t0 = time.perf_counter()
         fn()
+        sync()
         out.append(time.perf_counter() - t0)
     return out
 
 
-def peak_matmul(dtype: torch.dtype) -> Callable[[], None]:
-    a = torch.randn(PEAK_SIZE, PEAK_SIZE).to(dtype)
-    b = torch.randn(PEAK_SIZE, PEAK_SIZE).to(dtype)
+def peak_matmul(dtype: torch.dtype, device: str) -> Callable[[], None]:
+    a = torch.randn(PEAK_SIZE, PEAK_SIZE, device=device).to(dtype)
+    b = torch.randn(PEAK_SIZE, PEAK_SIZE, device=device).to(dtype)
     return lambda: torch.mm(a, b)
 
 
@@ -201,7 +205,7 @@ def measure(args: argparse.Namespace) -> tuple[list[dict], dict[str, float], lis
             todo = [(c, True) for c in (args.bf16_strategies if bf16 else args.strategies)]
             todo += [] if bf16 else [(c, False) for c in args.masks_off]
             for constraint, masks in todo:
-                step = build_iteration(model, constraint, precision, masks)
+                step = build_iteration(model, constraint, precision, masks, args.device)
                 for _ in range(args.warmup):
                     step()
                 flops, per_op, calls = count(step)
@@ -215,7 +219,7 @@ def measure(args: argparse.Namespace) -> tuple[list[dict], dict[str, float], lis
                        "flops": flops, "per_op": per_op, "matmul_calls": len(calls)}  # fmt: skip
                 rows.append(row)
                 jobs.append((row, step, replay(calls)))
-    peaks = {name: peak_matmul(dtype) for name, dtype in
+    peaks = {name: peak_matmul(dtype, args.device) for name, dtype in
              (("fp32", torch.float32), ("bf16", torch.bfloat16))}  # fmt: skip
     peak_times: dict[str, list[float]] = defaultdict(list)
     for fn in [*peaks.values(), *(j[2] for j in jobs)]:
@@ -329,7 +333,8 @@ def main() -> None:
     parser.add_argument("--iters", type=int, default=2, help="timed iterations per round")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--profile", action="store_true", help="also profile gp fp32")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--profile", action="store_true", help="also profile gp fp32 (CPU)")
     parser.add_argument("--json", help="also write the rows here")
     args = parser.parse_args()
     from lipgan import constraints
@@ -347,6 +352,8 @@ def main() -> None:
         unknown = sorted(set(given) - set(valid))
         if unknown:
             parser.error(f"unknown {option} {', '.join(unknown)}: choose from {', '.join(valid)}")
+    if args.device not in ("cpu", "cuda"):
+        parser.error(f"unknown device {args.device}: choose from cpu, cuda")
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
     header = machine_line(args.threads)
