@@ -160,7 +160,7 @@ TimeLimit = Annotated[
     typer.Option("--time", help="Slurm: each job's time limit in minutes (requeued at it)."),
 ]
 GpusPerJob = Annotated[
-    int | None, typer.Option(help="Ray/Slurm: GPUs per run [Ray: 1 if --device cuda, else 0].")
+    int | None, typer.Option(help="Ray/Slurm: GPUs per run [1 if --device cuda, else 0].")
 ]
 EXECUTOR_OPTIONS = {"executor", "address", "shared_fs", "partition", "time", "gpus_per_job"}
 
@@ -507,7 +507,7 @@ def _compare_tuned(ctx: typer.Context, given: dict[str, Any]) -> None:
         if given[name]:
             raise typer.BadParameter(f"--{name.replace('_', '-')} cannot be combined with --tune")
     if given["resume"] is not None:
-        _refuse_with_resume(ctx, {"resume", "jobs", "threads"})
+        _refuse_with_saved_study(ctx, "tuned compare")
         setup = tuned.resume_setup(
             given["resume"], given["jobs"] if _given(ctx, "jobs") else None, given["threads"]
         )
@@ -532,6 +532,20 @@ def _compare_tuned(ctx: typer.Context, given: dict[str, Any]) -> None:
         )  # fmt: skip
     with StopOnSignals() as should_stop:
         tuned.run_tuned_compare(setup, CompareDisplay(), should_stop)
+
+
+def _refuse_with_saved_study(ctx: typer.Context, what: str) -> None:
+    """--resume of a study: only --jobs and --threads may change."""
+    typed = [
+        p for p in ctx.command.params if p.name not in {"resume", "jobs", "threads"}
+        and _given(ctx, p.name)
+    ]  # fmt: skip
+    if typed:
+        raise typer.BadParameter(
+            f"{typed[0].opts[0]} cannot change a saved {what}; drop it (only --jobs and "
+            "--threads may change)",
+            param_hint="--resume",
+        )
 
 
 @app.command()
@@ -589,7 +603,7 @@ def tune(
     from lipgan.tune import study
 
     if resume is not None:
-        _refuse_with_resume(ctx, {"resume", "jobs", "threads"})
+        _refuse_with_saved_study(ctx, "study")
         setup = study.resume_setup(resume, jobs if _given(ctx, "jobs") else None, threads)
     else:
         fields = set(TrainConfig.__dataclass_fields__) - {"out"}  # --out is the study folder

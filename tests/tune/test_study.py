@@ -116,6 +116,7 @@ def test_bad_tune_options_are_one_line_errors(tmp_path):
         ("--sampler", "grid"): "--sampler 'grid' is not one of: random, tpe",
         ("--space", tmp_path / "missing.toml"): "does not exist",
     }
+    cases[("--resume", tmp_path / "saved")] = "--constraint cannot change a saved study"
     for args, needle in cases.items():
         out = tmp_path / "never"
         result = invoke("tune", "--constraint", "gp", *args, "--out", out)
