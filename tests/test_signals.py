@@ -112,7 +112,7 @@ def workers_of(parent: int) -> list[int]:
     return found
 
 
-def wait_until(process: subprocess.Popen, ready, what: str, timeout: float = 90) -> None:
+def wait_until(process: subprocess.Popen, ready, what: str, timeout: float = 300) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -128,7 +128,7 @@ def wait_until(process: subprocess.Popen, ready, what: str, timeout: float = 90)
 def stop_group(process: subprocess.Popen, signum: int) -> tuple[str, str]:
     os.killpg(process.pid, signum)  # what a terminal's Ctrl-C or `kill -TERM -PGID` does
     try:
-        return process.communicate(timeout=120)
+        return process.communicate(timeout=300)
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
