@@ -7,7 +7,7 @@ one run at a time, into ``<out>/<data>/<name>__s<seed>``. A run folder with a
 before its first checkpoint starts again), so the whole script survives a stop:
 
     python benchmarks/lipschitz_gan.py --data 25gaussians --seeds 0,1,2 \
-        --only orthogonal-new,torchlip,sn-new
+        --only orthogonal-fullsort,torchlip
     python benchmarks/lipschitz_gan.py --data 25gaussians --report
 
 ``torchlip`` needs deel-torchlip (``pip install --no-deps deel-torchlip``; see
@@ -35,7 +35,10 @@ from lipgan.callbacks import StopOnSignals  # noqa: E402
 
 # name -> TrainConfig fields; "o" holds the strategy's options.
 CONFIGS: dict[str, dict[str, Any]] = {
-    "orthogonal-new": {"constraint": "orthogonal", "o": {"group_size": 0, "bias_scale": 0.0}},
+    "orthogonal-fullsort-bias0": {
+        "constraint": "orthogonal",
+        "o": {"group_size": 0, "bias_scale": 0.0},
+    },
     "orthogonal-fullsort": {
         "constraint": "orthogonal",
         "o": {"group_size": 0, "bias_scale": 1.0},
