@@ -16,6 +16,7 @@ and returns the finished folder as bytes, which the driver writes atomically.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -23,7 +24,7 @@ import socket
 import tempfile
 import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -62,26 +63,41 @@ class _Board:
 
 
 class _Reporter:
-    """A task's side of the board: buffers events, sends them with the stop question."""
+    """A task's side of the board: buffers events and sends them with the stop question,
+    without waiting for the answer (a round trip to the actor on a busy node would stall
+    training), except at the start and the end."""
 
     def __init__(self, board: Any) -> None:
         self.board, self.buffer = board, []
         self.signum: int | None = None
-        self.sent = 0.0
+        self.sent = time.monotonic()
+        self.in_flight: Any = None
 
     def on_event(self, event: Event) -> None:
         self.buffer.append(event)
 
     def should_stop(self) -> int | None:
         if time.monotonic() - self.sent >= FLUSH_SECONDS:
-            self.flush()
+            import ray
+
+            if self.in_flight is not None and ray.wait([self.in_flight], timeout=0)[0]:
+                self.signum = ray.get(self.in_flight) or self.signum
+                self.in_flight = None
+            if self.in_flight is None:
+                self.in_flight = self.board.exchange.remote(self.buffer)
+                self.buffer, self.sent = [], time.monotonic()
         return self.signum
 
-    def flush(self) -> None:
+    def flush(self) -> int | None:
+        """Send what is buffered and wait for the answer (the driver then has every event
+        before the task's result)."""
         import ray
 
+        if self.in_flight is not None:
+            self.signum = ray.get(self.in_flight) or self.signum
         self.signum = ray.get(self.board.exchange.remote(self.buffer)) or self.signum
-        self.buffer, self.sent = [], time.monotonic()
+        self.buffer, self.in_flight, self.sent = [], None, time.monotonic()
+        return self.signum
 
 
 def _train_task(
@@ -90,6 +106,7 @@ def _train_task(
     """One job in a Ray worker: (outcome, the packed run folder without a shared
     filesystem); (None, None) when a stop came before it started."""
     reporter = _Reporter(board)
+    reporter.flush()  # learn of a stop before starting: then run_job starts nothing
     try:
         if shared_fs:
             attempt = attempt_of(job)
@@ -112,6 +129,26 @@ def _node_folder(job: Job) -> Path:
     """Where a job trains without a shared filesystem: a retry on the same node finds it."""
     key = zlib.crc32(str(Path(job.run_dir).absolute()).encode())
     return Path(tempfile.gettempdir()) / "lipgan-ray-runs" / f"{job.name}-{key:08x}"
+
+
+@contextlib.contextmanager
+def _normal_priority_workers() -> Iterator[None]:
+    """Ray runs its workers at nice 15 unless told otherwise (the raylet reads
+    RAY_worker_niceness when it starts); on a machine shared with other work that makes
+    every run yield to everything else, so a local instance runs them at 0, as local
+    processes do."""
+    before = os.environ.get(WORKER_NICENESS)
+    os.environ[WORKER_NICENESS] = "0"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(WORKER_NICENESS)
+        else:
+            os.environ[WORKER_NICENESS] = before
+
+
+WORKER_NICENESS = "RAY_worker_niceness"
 
 
 def _probe_task(path: str, token: str) -> tuple[str, bool]:
@@ -163,7 +200,8 @@ class RayExecutor:
         options: dict[str, Any] = {"include_dashboard": False}
         try:
             if self.address is None:
-                ray.init(num_cpus=available_cores(), **options)
+                with _normal_priority_workers():
+                    ray.init(num_cpus=available_cores(), **options)
             else:
                 ray.init(address=self.address, **options)
         except (ConnectionError, RuntimeError, ValueError) as exc:

@@ -49,7 +49,7 @@ class Files:
 class SlurmExecutor:
     """One Slurm job per run on ``partition`` (None: the cluster's default), each with a
     ``time_min`` minute limit, ``threads`` CPUs (None: the run's own ``threads``, else 1)
-    and ``gpus`` GPUs."""
+    and ``gpus`` GPUs (None: 1 when the run's device is cuda, else 0)."""
 
     def __init__(
         self,
@@ -88,8 +88,6 @@ class SlurmExecutor:
             local_max_num_timeout=self.max_requeues,
         )
         parameters: dict[str, Any] = {"name": "lipgan", "timeout_min": self.time_min}
-        if self.gpus:
-            parameters["gpus_per_node"] = self.gpus
         if self.partition is not None:
             parameters["slurm_partition"] = self.partition
         if self.signal_delay_s is not None:
@@ -98,7 +96,8 @@ class SlurmExecutor:
         for job in jobs:
             files.progress(job.name).unlink(missing_ok=True)
             threads = self.threads or job.config.threads or 1
-            executor.update_parameters(cpus_per_task=threads, **parameters)
+            gpus = self.gpus if self.gpus is not None else int(job.config.device == "cuda")
+            executor.update_parameters(cpus_per_task=threads, gpus_per_node=gpus, **parameters)
             submitted[job.name] = executor.submit(SlurmJob(job, threads, files.folder))
         return self._wait(jobs, submitted, files, on_event, should_stop)
 
