@@ -21,7 +21,7 @@ def resolve_iters(config: TrainConfig, family: str) -> int:
 def bf16_is_fast(device: torch.device) -> bool:
     """Whether ``device`` has bf16 matrix units: a CUDA device of compute capability 8.0+
     (Ampere on), or a CPU with AMX-BF16 or AVX-512-BF16. Elsewhere bf16 matmuls are
-    emulated and far slower than fp32 (docs/performance.md, "The limit, measured")."""
+    emulated and far slower than fp32 (docs/performance.md, "How close each step is")."""
     if device.type == "cuda":
         major, _ = torch.cuda.get_device_capability(device)
         return major >= 8 and torch.cuda.is_bf16_supported()
