@@ -55,13 +55,20 @@ def timed(executor, setup, on_event=lambda event: None) -> tuple[float, dict]:
 
 
 def ray_workers() -> list[int]:
+    """This process's Ray workers running a training task (children of the raylet that
+    ray.init started here; Ray titles a worker by the task's function)."""
+
+    def parent(pid: int) -> int:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
     pids = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
                 if (entry / "cmdline").read_bytes().startswith(b"ray::_train_task"):
-                    pids.append(int(entry.name))
-            except OSError:
+                    if parent(parent(int(entry.name))) == os.getpid():
+                        pids.append(int(entry.name))
+            except (OSError, ValueError, IndexError):
                 pass
     return pids
 

@@ -214,14 +214,20 @@ def test_the_shared_folder_check_names_a_folder_the_tasks_cannot_see(
     assert not RunFolder(runs / "gp__s0").metrics.exists()  # nothing trained
 
 
+def _parent(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
 def _task_workers() -> list[int]:
-    """Ray worker processes running a training task (Ray titles them by the function)."""
+    """This session's Ray workers running a training task (Ray titles them by the
+    function; their parent is the raylet this process started)."""
     pids = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(OSError, ValueError, IndexError):
                 if (entry / "cmdline").read_bytes().startswith(b"ray::_train_task"):
-                    pids.append(int(entry.name))
+                    if _parent(_parent(int(entry.name))) == os.getpid():
+                        pids.append(int(entry.name))
     return pids
 
 
