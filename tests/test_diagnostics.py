@@ -208,7 +208,8 @@ def test_w1_check_of_a_translation_is_the_shift_length_and_the_optimal_critic_re
 
 def test_a_trained_orthogonal_critic_approaches_the_exact_w1_of_a_translation_from_below():
     """Fitted against the translated data (critic-only), a 1-Lipschitz critic's estimate
-    on the fixed sets is at most their exact W1 and comes within 10% of it."""
+    on the fixed sets is at most their exact W1 and comes within 10% of it. MaxMin, pinned:
+    the points default FullSort fits this linear target more slowly (0.53 at 200 steps)."""
     from lipgan import data as datasets
     from lipgan import distributed
     from lipgan.compare.critic_only import FixedGenerator, fit_critic
@@ -218,7 +219,8 @@ def test_a_trained_orthogonal_critic_approaches_the_exact_w1_of_a_translation_fr
     config = runs.build_config(
         None,
         {"data": "8gaussians", "constraint": "orthogonal", "hidden": 32, "iters": 200,
-         "lr": 1e-3, "lr_decay": "constant", "batch_size": 128, "seed": 0},
+         "lr": 1e-3, "lr_decay": "constant", "batch_size": 128, "seed": 0,
+         "constraint_options": {"orthogonal.group_size": 2}},
     )  # fmt: skip
     config = engine.resolve(config, data.family)
     stand_in = FixedGenerator(data, 0.0, config.seed, "cpu", shift=SHIFT)

@@ -98,6 +98,13 @@ CRITIC_COLUMNS = (
     TRAIN_COLUMNS[0],
     TRAIN_COLUMNS[1],
     Column("w_estimate", "W est.", _get("w_estimate", ".4g"), "E[D(real)] - E[D(fixed fake)]"),
+    Column("w1_exact", "exact W1", _get("w1_exact", ".4g"), "exact W1 of the same two sets"),
+    Column(
+        "w1_fraction",
+        "est./exact",
+        _get("w1_fraction", ".3f"),
+        "W est. / exact W1: at most 1 for a 1-Lipschitz critic",
+    ),
     Column(
         "seconds_per_step", "s/D step", _get("seconds_per_step", ".4f"), "seconds per critic step"
     ),
