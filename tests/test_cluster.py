@@ -237,29 +237,27 @@ def test_a_killed_ray_worker_is_retried_from_the_checkpoint(ray_instance, tmp_pa
 
     base = build_config(
         None,
-        {"iters": 100, "hidden": 8, "batch_size": 32, "threads": 1, "log_every": 20,
+        {"iters": 300, "hidden": 8, "batch_size": 32, "threads": 1, "log_every": 20,
          "checkpoint_every": 20, "eval_samples": 32},
     )  # fmt: skip
-    reference = plan.setup(base, plan.plan("gp", None), tmp_path / "ref", seeds=[0, 1])
+    reference = plan.setup(base, plan.plan("gp", None), tmp_path / "ref", seeds=[0])
     LocalProcessExecutor(1, 1).run(reference.jobs, lambda event: None)
-    grid = plan.setup(base, plan.plan("gp", None), tmp_path / "ray", seeds=[0, 1])
+    grid = plan.setup(base, plan.plan("gp", None), tmp_path / "ray", seeds=[0])
     killed: list[int] = []
     events = []
-    latest: dict[str, int] = {}
 
     def kill_once_past_a_checkpoint(event) -> None:
         events.append(event)
-        latest[event.name] = -1 if event.outcome is not None else event.iteration
-        # both runs train at once (2 CPUs); kill when each has a checkpoint behind it
-        if not killed and len(latest) == 2 and min(latest.values()) >= 30:
+        # one run, so one training worker: kill it once a checkpoint is behind it
+        if not killed and event.outcome is None and event.iteration >= 30:
             workers = _task_workers()
             if workers:
                 os.kill(workers[0], signal.SIGKILL)
                 killed.append(workers[0])
 
     outcomes = RayExecutor(threads=1).run(grid.jobs, kill_once_past_a_checkpoint)
-    assert killed, "no worker was killed: the runs ended before both passed iteration 30"
-    assert {name: o.status for name, o in outcomes.items()} == {"gp__s0": "ok", "gp__s1": "ok"}
+    assert killed, "no worker was killed: the run ended before iteration 30 was seen"
+    assert {name: o.status for name, o in outcomes.items()} == {"gp__s0": "ok"}
     for ours, theirs in zip(grid.jobs, reference.jobs, strict=True):
         assert metrics(ours.run_dir) == metrics(theirs.run_dir)  # no step logged twice
         assert final(ours.run_dir) == final(theirs.run_dir)
