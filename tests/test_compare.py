@@ -141,6 +141,7 @@ def test_html_parses_and_embeds_every_figure(report):
     assert {Path(f).name for f in figures} == {
         "samples.png", "quality.png", "wasserstein.png", "layer_grad_norms.png",
         "weight_histograms.png", "interp_grad_norms.png", "lipschitz_gap.png",
+        "precision_recall.png",
     }  # fmt: skip
     parser = Images()
     parser.feed((report / "report.html").read_text())
@@ -186,7 +187,10 @@ def test_diagnose_draws_the_same_figures_for_one_run(report, tmp_path):
         "steps_to_threshold", "grad_norm_interp_mean",
     ):  # fmt: skip
         assert row[key] == same[key], key
-    assert len(diagnosed["figures"]) == 7
+    assert {Path(f).name for f in diagnosed["figures"]} == {
+        Path(f).name for f in compared["figures"]
+    }
+    assert len(diagnosed["figures"]) == 8
 
 
 def test_the_certified_bound_is_never_below_the_gradient_found(report):
