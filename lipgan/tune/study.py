@@ -604,10 +604,8 @@ def _seconds(run_dir: Path) -> float | None:
     folder = RunFolder(run_dir)
     if folder.summary.is_file():
         return float(json.loads(folder.summary.read_text("utf-8")).get("seconds", 0.0))
-    if folder.timing.is_file():
-        lines = [line for line in folder.timing.read_text("utf-8").splitlines() if line.strip()]
-        return float(json.loads(lines[-1])["seconds"]) if lines else None
-    return None
+    timing = folder.read_timing()  # the run folder's own reader: skips a torn last line
+    return float(timing[-1]["seconds"]) if timing else None
 
 
 def _read_outcomes(out: Path) -> dict[str, Any]:
