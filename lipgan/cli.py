@@ -501,15 +501,14 @@ def _compare_tuned(ctx: typer.Context, given: dict[str, Any]) -> None:
     from lipgan.display import CompareDisplay
     from lipgan.tune import compare as tuned
 
-    if str(given.get("executor", "local")) != "local":
-        raise typer.BadParameter("--tune trains on the local executor for now; drop --executor")
+    runner, threads = _grid_executor(given)
     for name in ("critic_only", "tensorboard"):
         if given[name]:
             raise typer.BadParameter(f"--{name.replace('_', '-')} cannot be combined with --tune")
     if given["resume"] is not None:
         _refuse_with_saved_study(ctx, "tuned compare")
         setup = tuned.resume_setup(
-            given["resume"], given["jobs"] if _given(ctx, "jobs") else None, given["threads"]
+            given["resume"], given["jobs"] if _given(ctx, "jobs") else None, threads
         )
     else:
         if _given(ctx, "clip_values"):
@@ -526,24 +525,38 @@ def _compare_tuned(ctx: typer.Context, given: dict[str, Any]) -> None:
             base, plan.plan(given["constraints"], None), given["out"], trials=given["tune"],
             evaluation_seeds=evaluation, selection=selection,
             tune_iters=given["tune_iters"], sampler=given["sampler"], prune=given["prune"],
-            space_file=given["space"], parallel=given["jobs"], threads=given["threads"],
+            space_file=given["space"], parallel=given["jobs"], threads=threads,
             threshold=given["threshold"], baseline=given["baseline"],
             overwrite=given["overwrite"], command="lipgan " + " ".join(sys.argv[1:]),
         )  # fmt: skip
     with StopOnSignals() as should_stop:
-        tuned.run_tuned_compare(setup, CompareDisplay(), should_stop)
+        tuned.run_tuned_compare(setup, CompareDisplay(), should_stop, runner)
+
+
+def _grid_executor(given: dict[str, Any]) -> tuple[Any, int | None]:
+    """The executor the options ask for (checked before any folder is claimed) and the
+    --threads the plan checks against this machine's cores: none on a cluster, whose
+    nodes' cores bound them (the executor gives each task its --threads)."""
+    from lipgan import executors
+
+    kind = ExecutorName(given["executor"])
+    runner = executors.from_options(
+        kind.value, jobs=given["jobs"], threads=given["threads"], address=given["address"],
+        shared_fs=given["shared_fs"], partition=given["partition"], time_min=given["time"],
+        gpus_per_job=given["gpus_per_job"],
+    )  # fmt: skip
+    local = kind is ExecutorName.local
+    return (None if local else runner), (given["threads"] if local else None)
 
 
 def _refuse_with_saved_study(ctx: typer.Context, what: str) -> None:
-    """--resume of a study: only --jobs and --threads may change."""
-    typed = [
-        p for p in ctx.command.params if p.name not in {"resume", "jobs", "threads"}
-        and _given(ctx, p.name)
-    ]  # fmt: skip
+    """--resume of a study: only --jobs, --threads and the executor options may change."""
+    allowed = {"resume", "jobs", "threads", *EXECUTOR_OPTIONS}
+    typed = [p for p in ctx.command.params if p.name not in allowed and _given(ctx, p.name)]
     if typed:
         raise typer.BadParameter(
-            f"{typed[0].opts[0]} cannot change a saved {what}; drop it (only --jobs and "
-            "--threads may change)",
+            f"{typed[0].opts[0]} cannot change a saved {what}; drop it (only --jobs, "
+            "--threads and the --executor options may change)",
             param_hint="--resume",
         )
 
@@ -584,13 +597,22 @@ def tune(
     threads: Annotated[
         int | None, typer.Option(help="torch CPU threads per run [all cores / jobs].")
     ] = None,
+    executor: ExecutorOption = ExecutorName.local,
+    address: Address = None,
+    shared_fs: SharedFs = True,
+    partition: Partition = None,
+    time: TimeLimit = None,
+    gpus_per_job: GpusPerJob = None,
     out: Annotated[
         Path | None, typer.Option(help="Study folder [reports/tune-<constraint>__<data>__...].")
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing study folder.")] = False,
     resume: Annotated[
         Path | None,
-        typer.Option(help="Continue the study in this folder (only --jobs/--threads may change)."),
+        typer.Option(
+            help="Continue the study in this folder (only --jobs, --threads and the "
+            "--executor options may change)."
+        ),
     ] = None,
     config: Annotated[Path | None, typer.Option("--config", help=CONFIG_HELP)] = None,
 ) -> None:
@@ -602,19 +624,21 @@ def tune(
     from lipgan.display import CompareDisplay
     from lipgan.tune import study
 
+    runner, plan_threads = _grid_executor(given)
     if resume is not None:
         _refuse_with_saved_study(ctx, "study")
-        setup = study.resume_setup(resume, jobs if _given(ctx, "jobs") else None, threads)
+        setup = study.resume_setup(resume, jobs if _given(ctx, "jobs") else None, plan_threads)
     else:
         fields = set(TrainConfig.__dataclass_fields__) - {"out"}  # --out is the study folder
         base = runs.build_config(config, {k: v for k, v in given.items() if k in fields})
         setup = study.setup(
             base, out, trials=trials, seeds=plan.parse_seeds(seeds, base.seed),
-            sampler=sampler, prune=prune, space_file=space, parallel=jobs, threads=threads,
-            threshold=threshold, overwrite=overwrite, command="lipgan " + " ".join(sys.argv[1:]),
+            sampler=sampler, prune=prune, space_file=space, parallel=jobs,
+            threads=plan_threads, threshold=threshold, overwrite=overwrite,
+            command="lipgan " + " ".join(sys.argv[1:]),
         )  # fmt: skip
     with StopOnSignals() as should_stop:
-        study.run_tune(setup, CompareDisplay(), should_stop)
+        study.run_tune(setup, CompareDisplay(), should_stop, runner)
 
 
 @app.command()

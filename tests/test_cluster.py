@@ -13,6 +13,7 @@ import signal
 import sys
 import threading
 import time
+import types
 from pathlib import Path
 
 import pytest
@@ -37,7 +38,9 @@ TINY_CONFIG = {
 """TINY as the CLI builds it, for tests that call an executor without a report."""
 GRID = ["--constraints", "clip,gp", "--seeds", "2", "--threshold", "100", *TINY]
 RUNS = ["clip@0.01__s0", "clip@0.01__s1", "gp__s0", "gp__s1"]
-WALL_CLOCK = {"seconds_per_step", "seconds_to_threshold", "peak_memory_mib", "command"}
+WALL_CLOCK = {
+    "seconds_per_step", "seconds_to_threshold", "peak_memory_mib", "command", "training_seconds",
+}  # fmt: skip
 
 
 def invoke(*args: str):
@@ -125,6 +128,23 @@ def test_executor_options_for_another_executor_are_one_line_errors(options, mess
     kind = options.pop("executor", "local")
     with pytest.raises(ConfigError, match=message):
         executors.from_options(kind, **options)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["tune", "-c", "gp", "--executor", "ray", "--jobs", "2"], "--jobs applies to"),
+        (["tune", "-c", "gp", "--executor", "slurm"], "--executor slurm needs --time"),
+        (["compare", "--tune", "2", "--executor", "slurm"], "--executor slurm needs --time"),
+        (["compare", "--tune", "2", "--partition", "gpu"], "--partition applies to"),
+    ],
+)
+def test_tune_refuses_bad_executor_options_before_claiming_its_folder(tmp_path, args, message):
+    out = tmp_path / "study"
+    result = CliRunner().invoke(app, [*args, "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    assert result.output.count("\n") == 1 and message in result.output
+    assert not out.exists()
 
 
 def test_local_is_the_default_executor_and_needs_no_extra(monkeypatch):
@@ -360,3 +380,93 @@ def test_a_slurm_job_signalled_at_its_time_limit_is_requeued_and_resumes(
     log = "".join(p.read_text() for p in (tmp_path / "jobs" / "logs").glob("*_log.*"))
     assert "Requeued job" in log
     assert "gp__s0 resumes from its checkpoint" in log  # not a periodic one: none before 1000
+
+
+# --- tune and compare --tune on the cluster executors ---------------------------------------
+
+TUNE_TINY = [
+    "--data", "8gaussians", "--hidden", "16", "--critic-layers", "2", "--generator-layers",
+    "2", "--batch-size", "64", "--eval-samples", "64", "--eval-sets", "1", "--threads", "1",
+    "--log-every", "10",
+]  # fmt: skip
+TUNE = ["tune", "--constraint", "gp", "--trials", "3", "--seeds", "2", "--iters", "20", *TUNE_TINY]
+
+
+def trials(folder: Path) -> list[dict]:
+    """results.json's trials without their wall-clock seconds."""
+    rows = json.loads((folder / "results.json").read_text())["trials"]
+    return [{k: v for k, v in row.items() if k != "seconds"} for row in rows]
+
+
+@pytest.fixture(scope="module")
+def local_study(tmp_path_factory) -> Path:
+    pytest.importorskip("optuna")
+    out = tmp_path_factory.mktemp("local-tune") / "study"
+    result = invoke(*TUNE, "--out", str(out))
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_trials_are_asked_in_batches_the_executor_can_train_at_once(tmp_path):
+    pytest.importorskip("optuna")
+    from lipgan.tune import study
+
+    base = build_config(None, {**TINY_CONFIG, "constraint": "gp"})
+    tune = study.setup(base, tmp_path / "s", trials=9, seeds=[0, 1], threads=1)
+    assert study.trials_at_once(tune, LocalProcessExecutor(2, 1), 9) == 1  # 2 seeds, 2 slots
+    assert study.trials_at_once(tune, types.SimpleNamespace(slots=6), 9) == 3  # Ray: 6 CPUs
+    assert study.trials_at_once(tune, types.SimpleNamespace(), 9) == 9  # a Slurm queue
+    tune.sampler = "tpe"  # TPE learns between batches: a bounded batch even on a queue
+    assert study.trials_at_once(tune, types.SimpleNamespace(), 9) == study.TPE_BATCH
+    tune.prune = True  # a trial's first seed decides whether its others train
+    assert study.trials_at_once(tune, types.SimpleNamespace(slots=6), 9) == 1
+
+
+@pytest.mark.slow
+def test_a_ray_tune_gives_the_local_trials(ray_instance, local_study, tmp_path):
+    out = tmp_path / "ray"
+    result = invoke(*TUNE, "--executor", "ray", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert trials(out) == trials(local_study)  # the same draws, objectives to every digit
+    for run in (local_study / "runs").iterdir():
+        assert metrics(out / "runs" / run.name) == metrics(run)
+    again = invoke("tune", "--resume", str(out), "--executor", "ray")  # all reused
+    assert again.exit_code == 0, again.output
+    assert trials(out) == trials(local_study)
+
+
+@pytest.mark.slow
+def test_a_pruned_trial_on_ray_stops_and_its_other_seed_never_trains(ray_instance, tmp_path):
+    from lipgan.tune import study
+
+    out = tmp_path / "pruned"
+    args = ["--constraint", "clip", "--trials", "3", "--seeds", "2", "--iters", "20", "--prune"]
+    result = invoke("tune", *args, *TUNE_TINY, "--executor", "ray", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    # the same statuses as local processes give (tests/tune/test_study.py)
+    assert [row["status"] for row in trials(out)] == ["ok", "ok", "pruned"]
+    assert not (out / "runs" / study.trial_run_name(2, 1)).exists()
+
+
+@pytest.mark.slow
+def test_a_slurm_tune_gives_the_local_trials(slurm_on_this_machine, local_study, tmp_path):
+    out = tmp_path / "slurm"
+    result = invoke(*TUNE, "--executor", "slurm", "--time", "10", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert trials(out) == trials(local_study)
+    # unbounded slots, random draws: every trial's runs were submitted at once
+    assert len(list((out / "slurm" / "logs").glob("*_log.out"))) == 6
+
+
+@pytest.mark.slow
+def test_compare_tune_on_ray_gives_the_local_report(ray_instance, tmp_path):
+    pytest.importorskip("optuna")
+    args = ["compare", "--constraints", "gp,clip", "--tune", "2", "--tune-seeds", "1",
+            "--seeds", "1", "--iters", "20", "--tune-iters", "10", *TUNE_TINY]  # fmt: skip
+    local, ray = tmp_path / "local", tmp_path / "ray"
+    assert invoke(*args, "--out", str(local)).exit_code == 0
+    result = invoke(*args, "--executor", "ray", "--out", str(ray))
+    assert result.exit_code == 0, result.output
+    assert results(ray)["strategies"] == results(local)["strategies"]
+    for name in ("gp", "clip"):
+        assert trials(ray / "studies" / name) == trials(local / "studies" / name)

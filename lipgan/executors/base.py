@@ -118,6 +118,26 @@ class Executor(Protocol):
     ) -> dict[str, Outcome]: ...
 
 
+# Two optional parts of an executor, read through the functions below so that an executor
+# without them (a user's own) still works: ``session()``, a context manager that holds the
+# backend open across several ``run`` calls (a tuning study calls ``run`` once per batch of
+# trials; Ray would otherwise start and stop an instance each time), and ``slots``, how
+# many jobs it trains at once (None: as many as it is given, a Slurm queue).
+
+
+def executor_session(executor: Executor | None) -> contextlib.AbstractContextManager[Any]:
+    """``executor.session()`` where it has one (None: the default, local), else a context
+    that does nothing."""
+    session = getattr(executor, "session", None)
+    return session() if callable(session) else contextlib.nullcontext()
+
+
+def executor_slots(executor: Executor) -> int | None:
+    """How many jobs ``executor`` trains at once (None: unbounded, or not known)."""
+    slots = getattr(executor, "slots", None)
+    return slots if isinstance(slots, int) and slots >= 1 else None
+
+
 def reset_peak_rss() -> bool:
     """Reset the kernel's high-water mark of this process (Linux >= 4.0)."""
     try:

@@ -45,6 +45,10 @@ class LocalProcessExecutor:
         self.jobs = jobs
         self.threads = threads_per_run(jobs, threads)
 
+    @property
+    def slots(self) -> int:
+        return self.jobs
+
     def run(
         self, jobs: Sequence[Job], on_event: OnEvent, should_stop: ShouldStop | None = None
     ) -> dict[str, Outcome]:

@@ -174,6 +174,30 @@ class RayExecutor:
         self.address, self.threads, self.gpus = address, threads, gpus
         self.shared_fs, self.max_retries = shared_fs, max_retries
 
+    @contextlib.contextmanager
+    def session(self) -> Iterator[None]:
+        """Connected to the cluster (or a local instance started) for every ``run`` inside;
+        a session already open, here or by the caller's own ``ray.init``, is kept."""
+        ray = require("ray")
+        started_here = not ray.is_initialized()
+        if started_here:
+            self._connect(ray)
+        try:
+            yield
+        finally:
+            if started_here:
+                ray.shutdown()
+
+    @property
+    def slots(self) -> int | None:
+        """Tasks the cluster trains at once: its CPUs over each task's (None before a
+        session, or on a cluster that can grow: its CPUs now are a lower bound)."""
+        ray = require("ray")
+        if not ray.is_initialized():
+            return None
+        cpus = ray.cluster_resources().get("CPU", 0)
+        return max(1, int(cpus // (self.threads or 1)))
+
     def run(
         self, jobs: Sequence[Job], on_event: OnEvent, should_stop: ShouldStop | None = None
     ) -> dict[str, Outcome]:
@@ -183,18 +207,14 @@ class RayExecutor:
                 "--tensorboard writes beside the runs and needs a shared filesystem; "
                 "drop --tensorboard or --no-shared-fs"
             )
-        started_here = not ray.is_initialized()
-        if started_here:
-            self._connect(ray)
-        board = ray.remote(num_cpus=0)(_Board).remote()
-        try:
-            if self.shared_fs and jobs:
-                self._check_shared_folder(ray, jobs)
-            return self._run(ray, jobs, board, on_event, should_stop)
-        finally:
-            ray.kill(board)
-            if started_here:
-                ray.shutdown()
+        with self.session():
+            board = ray.remote(num_cpus=0)(_Board).remote()
+            try:
+                if self.shared_fs and jobs:
+                    self._check_shared_folder(ray, jobs)
+                return self._run(ray, jobs, board, on_event, should_stop)
+            finally:
+                ray.kill(board)
 
     def _connect(self, ray: Any) -> None:
         options: dict[str, Any] = {"include_dashboard": False}

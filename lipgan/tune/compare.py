@@ -32,7 +32,7 @@ from lipgan.compare.entry import Display, QuietDisplay, run_compare
 from lipgan.compare.plan import Entry
 from lipgan.config import TrainConfig, load_toml, replace
 from lipgan.errors import ConfigError
-from lipgan.executors import Executor, ShouldStop
+from lipgan.executors import Executor, ShouldStop, executor_session
 from lipgan.runio import atomic_write_text
 from lipgan.tune import study as studies
 from lipgan.tune.budget import BudgetPoint, crossings, crossings_in_seconds
@@ -174,12 +174,14 @@ def run_tuned_compare(
     """Tune every strategy, retrain the best on the evaluation seeds, write the report."""
     display = display or QuietDisplay()
     try:
-        tuning = {}
-        for entry in tuned.entries:
-            tune = studies.resume_setup(tuned.study_dir(entry), tuned.parallel, tuned.threads)
-            tuning[entry.name] = studies.run_tune(tune, display, should_stop, executor)
-        compare = _evaluation(tuned, tuning, display)
-        evaluation = run_compare(compare, display, should_stop, executor)
+        with executor_session(executor):  # one Ray connection for every study and the rest
+            tuning = {}
+            for entry in tuned.entries:
+                study_dir = tuned.study_dir(entry)
+                tune = studies.resume_setup(study_dir, tuned.parallel, tuned.threads)
+                tuning[entry.name] = studies.run_tune(tune, display, should_stop, executor)
+            compare = _evaluation(tuned, tuning, display)
+            evaluation = run_compare(compare, display, should_stop, executor)
     except engine.Interrupted as exc:
         raise engine.Interrupted(
             "compare --tune stopped; finished trials and runs are kept. Continue with: "

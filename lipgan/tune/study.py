@@ -42,7 +42,15 @@ from lipgan.compare.entry import Display, QuietDisplay
 from lipgan.compare.examine import quality_key, shared_threshold
 from lipgan.config import TrainConfig, load_toml, replace, validate
 from lipgan.errors import ConfigError, LipganError
-from lipgan.executors import Event, Executor, LocalProcessExecutor, ShouldStop, threads_per_run
+from lipgan.executors import (
+    Event,
+    Executor,
+    LocalProcessExecutor,
+    ShouldStop,
+    executor_session,
+    executor_slots,
+    threads_per_run,
+)
 from lipgan.runio import RunFolder, atomic_write_text, default_folder
 from lipgan.tune.space import (
     ADAM_ONLY,
@@ -344,8 +352,28 @@ def resume_setup(out: Path, parallel: int | None = None, threads: int | None = N
 
 
 def executor_for(tune: TuneSetup) -> Executor:
-    """The one place a study's executor is chosen (--executor is wired in here)."""
+    """A study's executor when the caller gives none: local processes with the study's
+    --jobs and --threads. ``lipgan tune --executor`` builds its own (``from_options``)."""
     return LocalProcessExecutor(tune.parallel, tune.threads)
+
+
+TPE_BATCH = 4
+"""Trials asked at once with TPE on an executor of unbounded slots (a Slurm queue): TPE
+learns from the trials finished before each batch, so asking all at once would make it a
+random search."""
+
+
+def trials_at_once(tune: TuneSetup, executor: Executor, pending: int) -> int:
+    """How many trials are asked (and trained) together: one when pruning (a trial's first
+    seed decides whether the rest train); else as many as the executor's slots hold, with
+    every selection seed of a trial in the same batch; all pending trials (random) or
+    ``TPE_BATCH`` (TPE) where the slots are unbounded."""
+    if tune.prune:
+        return 1
+    slots = executor_slots(executor)
+    if slots is None:
+        return max(1, pending if tune.sampler == "random" else TPE_BATCH)
+    return max(1, slots // len(tune.seeds))
 
 
 def open_study(tune: TuneSetup) -> Any:
@@ -412,13 +440,14 @@ def run_tune(
         return signum
 
     try:
-        batch = 1 if tune.prune else max(1, tune.parallel // len(tune.seeds))
-        for start in range(0, len(pending), batch):
-            asked = [_ask(tune, study, k, outcomes) for k in pending[start : start + batch]]
-            asked = [item for item in asked if item is not None]
-            _run(tune, study, optuna, asked, executor, display, stop, outcomes)
-            if user_stopped:
-                raise engine.Interrupted("stopped", exit_code=128 + user_stopped[0])
+        with executor_session(executor):
+            batch = trials_at_once(tune, executor, len(pending))
+            for start in range(0, len(pending), batch):
+                asked = [_ask(tune, study, k, outcomes) for k in pending[start : start + batch]]
+                asked = [item for item in asked if item is not None]
+                _run(tune, study, optuna, asked, executor, display, stop, outcomes)
+                if user_stopped:
+                    raise engine.Interrupted("stopped", exit_code=128 + user_stopped[0])
     except engine.Interrupted as exc:
         raise engine.Interrupted(
             "tune stopped; finished trials are kept in the study. Continue with: "
