@@ -104,7 +104,7 @@ class TrainConfig:
     sample_every: int = 250
     """Write a sample picture every k generator iterations."""
     checkpoint_every: int = 500
-    """Write a numbered checkpoint every k generator iterations (last.pt every log step)."""
+    """Write last.pt and a numbered checkpoint every k generator iterations (and at the end)."""
     keep: int = 3
     """Numbered checkpoints kept (the oldest are deleted)."""
     eval_samples: int = 512

@@ -176,7 +176,10 @@ def prepare_resume(run_dir: Path, overrides: dict[str, Any]) -> PreparedRun:
             f"cannot resume {run_dir}: config.toml says {name} = {getattr(saved, name)!r} but "
             f"the checkpoint was trained with {getattr(trained, name)!r}; undo the edit"
         )
-    if int(state["iteration"]) >= config.iters:
+    finished = int(state["iteration"]) == config.iters and run.summary.is_file()
+    if int(state["iteration"]) > config.iters or finished:
+        # at exactly --iters without summary.json: killed before it was written; the
+        # resume writes it and trains nothing
         raise ConfigError(
             f"{run_dir} already finished {state['iteration']} iterations; "
             "raise --iters to train further"

@@ -150,6 +150,23 @@ def test_a_finished_runs_unreadable_checkpoint_is_said_and_the_run_trained_again
     assert without_wall_clock(again) == without_wall_clock(original)
 
 
+def test_a_run_killed_before_its_summary_is_finished_by_resume_not_refused(finished, grid):
+    """Killed after its final checkpoint, before summary.json and its outcome were written:
+    --resume writes the summary (nothing to train) and the report is the finished one."""
+    run = RunFolder(grid / "runs" / "gp__s0")
+    run.summary.unlink()
+    outcomes = json.loads((grid / "outcomes.json").read_text())
+    del outcomes["gp__s0"]
+    (grid / "outcomes.json").write_text(json.dumps(outcomes))
+    (grid / "results.json").unlink()
+    result = invoke("compare", "--resume", grid)
+    assert result.exit_code == 0, result.output
+    assert run.summary.is_file()
+    again = json.loads((grid / "results.json").read_text())
+    original = json.loads((finished / "results.json").read_text())
+    assert without_wall_clock(again) == without_wall_clock(original)
+
+
 @pytest.mark.slow
 def test_resume_from_another_directory_writes_only_inside_the_compare_folder(tmp_path, monkeypatch):
     first, elsewhere = tmp_path / "first", tmp_path / "elsewhere"

@@ -157,6 +157,29 @@ def test_resume_of_a_finished_run_asks_for_more_iters(tmp_path) -> None:
         resume_run(tmp_path / "done")
 
 
+def test_a_run_killed_before_its_summary_was_written_resumes_to_the_same_summary(
+    tmp_path,
+) -> None:
+    """Killed between its final checkpoint and summary.json: the resume trains nothing and
+    writes the summary the run would have written."""
+    train_run(tmp_path / "done", iters=K2)
+    folder = RunFolder(tmp_path / "done")
+    written = json.loads(folder.summary.read_text())
+    metrics, checkpoint = folder.metrics.read_bytes(), folder.last.read_bytes()
+    folder.summary.unlink()
+    resume_run(tmp_path / "done")
+    again = json.loads(folder.summary.read_text())
+    assert again.keys() == written.keys()
+    timeless = {"seconds", "seconds_per_iter"}
+    assert {k: v for k, v in again.items() if k not in timeless} == {
+        k: v for k, v in written.items() if k not in timeless
+    }
+    assert again["seconds"] == pytest.approx(written["seconds"], abs=1.0)  # nothing trained
+    assert folder.metrics.read_bytes() == metrics and folder.last.read_bytes() == checkpoint
+    with pytest.raises(ConfigError, match="already finished"):  # now it has its summary
+        resume_run(tmp_path / "done")
+
+
 def test_rng_states_survive_a_weights_only_checkpoint(tmp_path) -> None:
     """torch, numpy, Python and the engine's own generator all come back exactly."""
     config = engine.resolve(build_config(None, {**TINY, "seed": 11}), "points")

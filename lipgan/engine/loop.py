@@ -178,6 +178,7 @@ def _begin(config: TrainConfig, parts: Parts, run: RunFolder, resume: bool) -> L
         set_lr_scale(parts, float(state.get("lr_scale", 1.0)))
         if parts.processes.is_main:
             run.truncate_logs(loop.iteration)
+        loop.last_metrics = _logged_at(run, loop.iteration)
     elif parts.processes.is_main:
         run.create()
         atomic_write_text(run.config, dump_toml(config))
@@ -185,6 +186,17 @@ def _begin(config: TrainConfig, parts: Parts, run: RunFolder, resume: bool) -> L
             atomic_write_text(path, "")
     loop.t0 = time.perf_counter() - seconds_before
     return loop
+
+
+def _logged_at(run: RunFolder, iteration: int) -> dict[str, float]:
+    """The metrics and timing logged at ``iteration`` (empty if it was no log step): what
+    the summary needs when a resume starts at the last iteration (a run killed between
+    its final checkpoint and summary.json has nothing left to train)."""
+    logged: dict[str, float] = {}
+    for records in (run.read_metrics(), run.read_timing()):
+        if records and records[-1].get("step") == iteration:
+            logged.update(records[-1])
+    return logged
 
 
 def _agreed_stop(parts: Parts, should_stop: Callable[[], bool], log_step: bool) -> bool:
