@@ -36,6 +36,7 @@ from lipgan.executors import Executor, ShouldStop, executor_session
 from lipgan.runio import atomic_write_text
 from lipgan.tune import study as studies
 from lipgan.tune.budget import BudgetPoint, crossings, crossings_in_seconds
+from lipgan.tune.figures import FIGURE_FILE, plot_budget
 from lipgan.tune.outputs import BEST_FILE, curve_rows, markdown_table
 
 PLAN_FILE = "tuned.json"
@@ -316,6 +317,12 @@ def report(
     }
     atomic_write_text(tuned.out / "results.json", json.dumps(data, indent=2) + "\n")
     atomic_write_text(tuned.out / "report.md", _markdown(tuned, data, tuning))
+    plot_budget(
+        tuned.out / FIGURE_FILE, name,
+        {n: [t["objective"] for t in tuning[n]["trials"]] for n in names},
+        data["budget_curves"],
+        {r["name"]: (r["evaluated_mean"], r["evaluated_std"]) for r in rows},
+    )  # fmt: skip
     return data
 
 
@@ -358,6 +365,13 @@ def _markdown(tuned: TunedCompareSetup, data: dict[str, Any], tuning: dict[str, 
         "",
         "Dodge et al. (2019)'s unbiased estimate from each study's trials; seconds = k x "
         "the mean seconds of a trial. Per-study details: studies/<name>/report.md.",
+        "",
+        "![every trial, the retrained best, and the expected best of k](budget.png)",
+        "",
+        "Left: every trial's objective on the selection seeds (the defaults ringed, failed "
+        "or pruned trials counted on the top edge) and the best retrained on the evaluation "
+        "seeds (diamond, ± sd); middle and right: the expected best of k trials against k "
+        "and against the training seconds k trials cost.",
         "",
         markdown_table(curve_table, ["strategy", "trials", "expected_best", "seconds"]),
         "",

@@ -22,6 +22,7 @@ import tomli_w
 from lipgan.config import load_toml
 from lipgan.runio import atomic_write_text
 from lipgan.tune.budget import BudgetPoint, budget_curve
+from lipgan.tune.figures import FIGURE_FILE, plot_budget
 from lipgan.tune.study import (
     TuneSetup,
     latest_trials,
@@ -132,6 +133,11 @@ def write_outputs(tune: TuneSetup, study: Any) -> dict[str, Any]:
     atomic_write_text(tune.out / "trials.csv", _csv(rows))
     atomic_write_text(tune.out / "trials.md", markdown_table(rows) + "\n")
     atomic_write_text(tune.out / "report.md", _report(data))
+    name = (metric or "objective").removeprefix("quality/")
+    plot_budget(
+        tune.out / FIGURE_FILE, name, {tune.constraint: [r["objective"] for r in rows]},
+        {tune.constraint: data["budget_curve"]}, {},
+    )  # fmt: skip
     return data
 
 
@@ -234,7 +240,10 @@ def _report(data: dict[str, Any]) -> str:
         "## Expected best of k trials",
         "",
         "Dodge et al. (2019)'s unbiased estimate from all trials (a failed or pruned trial "
-        "counts as the worst); seconds = k x the mean seconds of a trial.",
+        "counts as the worst); seconds = k x the mean seconds of a trial. budget.png draws "
+        "every trial (the defaults ringed) and this curve.",
+        "",
+        "![trials and the expected best of k](budget.png)",
         "",
         markdown_table(curve_rows(data["budget_curve"]), ["trials", "expected_best", "seconds"]),
         "",

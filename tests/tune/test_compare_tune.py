@@ -54,6 +54,8 @@ def test_compare_tune_selects_and_evaluates_on_disjoint_seeds(tmp_path):
         assert row["best_trial"] == min(t["objective"] for t in trials if t["objective"])
     assert any(s.startswith("gp: at its defaults w1") for s in data["sentences"])
     assert (out / "report.md").is_file() and (out / "evaluation" / "report.md").is_file()
+    assert (out / "budget.png").read_bytes()[:4] == b"\x89PNG"
+    assert "](budget.png)" in (out / "report.md").read_text()
 
     again = invoke("compare", "--resume", out)  # everything finished: reused, same report
     assert again.exit_code == 0, again.output
