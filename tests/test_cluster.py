@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from lipgan import callbacks, executors
+from lipgan import callbacks, engine, executors
 from lipgan.cli import app
 from lipgan.compare import plan
 from lipgan.errors import ConfigError
@@ -318,6 +318,68 @@ def test_a_stopped_ray_compare_resumes_with_no_run_lost_or_trained_twice(
     for name in RUNS:
         assert metrics(out / "runs" / name) == metrics(local_grid / "runs" / name)
     assert results(out) == results(local_grid)
+
+
+@pytest.mark.slow
+def test_a_ray_session_keeps_one_board_and_a_stop_does_not_outlive_its_grid(
+    ray_instance, local_grid, tmp_path
+):
+    """run() calls inside one session share the progress board (a study's batches do not
+    each start a worker for it); a stop asked in one grid is not seen by the next."""
+    from lipgan.executors.ray_executor import RayExecutor
+
+    base = build_config(None, TINY_CONFIG)
+    first = plan.setup(base, plan.plan("clip,gp", [0.01]), tmp_path / "first", seeds=[0, 1])
+    second = plan.setup(base, plan.plan("clip,gp", [0.01]), tmp_path / "second", seeds=[0, 1])
+    executor = RayExecutor(threads=1)
+    with executor.session():
+        with pytest.raises(engine.Interrupted):
+            executor.run(first.jobs, lambda event: None, lambda: signal.SIGINT)
+        board = executor._board
+        outcomes = executor.run(second.jobs, lambda event: None)
+        assert executor._board is board  # the same actor, reset
+    assert executor._board is None  # killed with the session
+    assert {o.status for o in outcomes.values()} == {"ok"} and len(outcomes) == len(RUNS)
+    for name in RUNS:
+        assert metrics(tmp_path / "second" / "runs" / name) == metrics(local_grid / "runs" / name)
+
+
+@pytest.mark.slow
+def test_a_ray_task_waiting_for_the_board_does_not_lend_its_cpus(ray_instance):
+    """A task blocked in ray.get lends its CPUs to the next queued task; the board's answer
+    is awaited on its future instead, so two tasks that each ask for every CPU never
+    overlap (measured before: two runs at once on a 1-CPU instance)."""
+    from lipgan.executors.ray_executor import _Reporter
+
+    def warm() -> int:  # both workers import lipgan (torch) now, not when the tasks start
+        from lipgan.executors import ray_executor  # noqa: F401
+
+        time.sleep(0.5)
+        return os.getpid()
+
+    warm_task = ray_instance.remote(num_cpus=1)(warm)
+    ray_instance.get([warm_task.remote(), warm_task.remote()])
+
+    def slow_board_class():  # defined in a function: Ray ships it by value
+        class SlowBoard:
+            def exchange(self, events):
+                time.sleep(3.0)
+                return None
+
+        return SlowBoard
+
+    def task(board):
+        start = time.monotonic()
+        _Reporter(board).flush()
+        return start, time.monotonic()
+
+    board = ray_instance.remote(num_cpus=0)(slow_board_class()).remote()
+    ray_instance.get(board.exchange.remote([]))  # started: the tasks wait only on its answers
+    remote = ray_instance.remote(num_cpus=2)(task)  # the instance has 2 CPUs
+    first, second = sorted(ray_instance.get([remote.remote(board), remote.remote(board)]))
+    assert first[1] - first[0] >= 3.0
+    assert second[0] >= first[1] - 0.05, (first, second)  # started after the first ended
+    ray_instance.kill(board)
 
 
 # --- Slurm through submitit's local executor ----------------------------------------------

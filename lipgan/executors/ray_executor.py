@@ -61,6 +61,10 @@ class _Board:
     def stop(self, signum: int) -> None:
         self.signum = signum
 
+    def reset(self) -> None:
+        """A new grid on the same board: no events, no stop."""
+        self.events, self.signum = [], None
+
 
 class _Reporter:
     """A task's side of the board: buffers events and sends them with the stop question,
@@ -91,13 +95,20 @@ class _Reporter:
     def flush(self) -> int | None:
         """Send what is buffered and wait for the answer (the driver then has every event
         before the task's result)."""
-        import ray
-
         if self.in_flight is not None:
-            self.signum = ray.get(self.in_flight) or self.signum
-        self.signum = ray.get(self.board.exchange.remote(self.buffer)) or self.signum
+            self.signum = _answer(self.in_flight) or self.signum
+        self.signum = _answer(self.board.exchange.remote(self.buffer)) or self.signum
         self.buffer, self.in_flight, self.sent = [], None, time.monotonic()
         return self.signum
+
+
+def _answer(ref: Any) -> Any:
+    """``ray.get`` without blocking inside Ray. A task blocked in ``ray.get`` (or polling
+    ``ray.wait``) lends its CPUs back to the scheduler, which starts the next queued task
+    on them; the two then train side by side on one task's CPUs (measured: two runs at
+    once on a 1-CPU instance). Waiting on the reference's future blocks only this thread,
+    so the task keeps its CPUs."""
+    return ref.future().result()
 
 
 def _train_task(
@@ -173,18 +184,30 @@ class RayExecutor:
     ) -> None:
         self.address, self.threads, self.gpus = address, threads, gpus
         self.shared_fs, self.max_retries = shared_fs, max_retries
+        self._depth = 0
+        self._board: Any = None
+        self._checked: set[Path] = set()
 
     @contextlib.contextmanager
     def session(self) -> Iterator[None]:
-        """Connected to the cluster (or a local instance started) for every ``run`` inside;
-        a session already open, here or by the caller's own ``ray.init``, is kept."""
+        """Connected to the cluster (or a local instance started) for every ``run`` inside,
+        with one progress board and one shared-folder check per folder: a worker for the
+        board costs seconds to start (it imports torch), which a study would otherwise pay
+        per batch of trials. A Ray connection already open (the caller's own ``ray.init``)
+        is kept."""
         ray = require("ray")
         started_here = not ray.is_initialized()
         if started_here:
             self._connect(ray)
+        self._depth += 1
         try:
             yield
         finally:
+            self._depth -= 1
+            if self._depth == 0:
+                if self._board is not None:
+                    ray.kill(self._board)
+                self._board, self._checked = None, set()
             if started_here:
                 ray.shutdown()
 
@@ -208,13 +231,13 @@ class RayExecutor:
                 "drop --tensorboard or --no-shared-fs"
             )
         with self.session():
-            board = ray.remote(num_cpus=0)(_Board).remote()
-            try:
-                if self.shared_fs and jobs:
-                    self._check_shared_folder(ray, jobs)
-                return self._run(ray, jobs, board, on_event, should_stop)
-            finally:
-                ray.kill(board)
+            if self._board is None:
+                self._board = ray.remote(num_cpus=0)(_Board).remote()
+            else:
+                ray.get(self._board.reset.remote())
+            if self.shared_fs and jobs:
+                self._check_shared_folder(ray, jobs)
+            return self._run(ray, jobs, self._board, on_event, should_stop)
 
     def _connect(self, ray: Any) -> None:
         options: dict[str, Any] = {"include_dashboard": False}
@@ -236,6 +259,8 @@ class RayExecutor:
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         folder = Path(os.path.commonpath([str(Path(job.run_dir).parent) for job in jobs]))
+        if folder in self._checked:  # this session's nodes already saw it
+            return
         folder.mkdir(parents=True, exist_ok=True)
         token = secrets.token_hex(16)
         probe = folder / f".lipgan-probe-{token}"
@@ -254,6 +279,8 @@ class RayExecutor:
         finally:
             probe.unlink(missing_ok=True)
         blind = [host for host, seen in answers if not seen]
+        if not blind:
+            self._checked.add(folder)
         if blind:
             raise ConfigError(
                 f"Ray node {blind[0]} cannot see {folder} (the run folders must be on a "
