@@ -238,17 +238,23 @@ def _parent(pid: int) -> int:
     return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
 
 
-def _task_workers() -> list[int]:
-    """This session's Ray workers running a training task (Ray titles them by the
-    function; their parent is the raylet this process started)."""
-    pids = []
+def _processes_titled(prefix: bytes) -> list[int]:
+    """This session's Ray processes whose title starts with ``prefix`` (Ray titles a worker
+    by its task's function or its actor's class; their parent is the raylet this process
+    started)."""
+    found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             with contextlib.suppress(OSError, ValueError, IndexError):
-                if (entry / "cmdline").read_bytes().startswith(b"ray::_train_task"):
+                if (entry / "cmdline").read_bytes().startswith(prefix):
                     if _parent(_parent(int(entry.name))) == os.getpid():
-                        pids.append(int(entry.name))
-    return pids
+                        found.append(int(entry.name))
+    return found
+
+
+def _task_workers() -> list[int]:
+    """This session's Ray workers running a training task."""
+    return _processes_titled(b"ray::_train_task")
 
 
 @pytest.mark.slow
@@ -338,6 +344,9 @@ def test_a_ray_session_keeps_one_board_and_a_stop_does_not_outlive_its_grid(
         board = executor._board
         outcomes = executor.run(second.jobs, lambda event: None)
         assert executor._board is board  # the same actor, reset
+        # the board's worker starts in about a second: it never imports torch
+        (pid,) = _processes_titled(b"ray::Board")
+        assert "libtorch" not in Path(f"/proc/{pid}/maps").read_text()
     assert executor._board is None  # killed with the session
     assert {o.status for o in outcomes.values()} == {"ok"} and len(outcomes) == len(RUNS)
     for name in RUNS:

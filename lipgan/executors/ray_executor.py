@@ -5,7 +5,7 @@ one, starts a Ray instance on this machine's cores (and stops it at the end). Ea
 asks for ``threads`` CPUs (and ``gpus`` GPUs: by default one when the run's device is
 cuda; Ray hides the GPUs from a task that asked for none) and sets torch's thread count
 itself. Tasks send their events, and learn of a stop, through one small actor (the
-``_Board``) that the driver drains, so the live display covers the whole grid.
+board, ``_board_class``) that the driver drains, so the live display covers the whole grid.
 
 A worker or node that dies is retried by Ray (``max_retries``; exceptions are never
 retried) and the retry resumes from the run's last checkpoint (``cluster.attempt_of``).
@@ -17,6 +17,7 @@ and returns the finished folder as bytes, which the driver writes atomically.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import secrets
 import shutil
@@ -43,27 +44,43 @@ FLUSH_SECONDS = 0.25
 """How often a task sends its buffered events and asks whether to stop (one round trip)."""
 
 
-class _Board:
-    """A Ray actor: the tasks' events, waiting for the driver, and the stop request."""
+def _board_class() -> type:
+    """The board's class, made here so that Ray ships it by value: its worker then imports
+    neither lipgan nor torch (seconds of start-up, on the path of every task's first
+    exchange). Events travel as plain dicts for the same reason (``_plain``/``_event``)."""
 
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-        self.signum: int | None = None
+    class Board:
+        """A Ray actor: the tasks' events, waiting for the driver, and the stop request."""
 
-    def exchange(self, events: list[Event]) -> int | None:
-        self.events.extend(events)
-        return self.signum
+        def __init__(self) -> None:
+            self.events: list[dict[str, Any]] = []
+            self.signum: int | None = None
 
-    def drain(self) -> list[Event]:
-        events, self.events = self.events, []
-        return events
+        def exchange(self, events: list[dict[str, Any]]) -> int | None:
+            self.events.extend(events)
+            return self.signum
 
-    def stop(self, signum: int) -> None:
-        self.signum = signum
+        def drain(self) -> list[dict[str, Any]]:
+            events, self.events = self.events, []
+            return events
 
-    def reset(self) -> None:
-        """A new grid on the same board: no events, no stop."""
-        self.events, self.signum = [], None
+        def stop(self, signum: int) -> None:
+            self.signum = signum
+
+        def reset(self) -> None:
+            """A new grid on the same board: no events, no stop."""
+            self.events, self.signum = [], None
+
+    return Board
+
+
+def _plain(event: Event) -> dict[str, Any]:
+    return dataclasses.asdict(event)
+
+
+def _event(plain: dict[str, Any]) -> Event:
+    outcome = plain.get("outcome")
+    return Event(**{**plain, "outcome": None if outcome is None else Outcome(**outcome)})
 
 
 class _Reporter:
@@ -78,7 +95,7 @@ class _Reporter:
         self.in_flight: Any = None
 
     def on_event(self, event: Event) -> None:
-        self.buffer.append(event)
+        self.buffer.append(_plain(event))
 
     def should_stop(self) -> int | None:
         if time.monotonic() - self.sent >= FLUSH_SECONDS:
@@ -232,7 +249,7 @@ class RayExecutor:
             )
         with self.session():
             if self._board is None:
-                self._board = ray.remote(num_cpus=0)(_Board).remote()
+                self._board = ray.remote(num_cpus=0)(_board_class()).remote()
             else:
                 ray.get(self._board.reset.remote())
             if self.shared_fs and jobs:
@@ -314,8 +331,8 @@ class RayExecutor:
         signum = None
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=len(pending), timeout=FLUSH_SECONDS)
-            for event in ray.get(board.drain.remote()):
-                on_event(event)
+            for plain in ray.get(board.drain.remote()):
+                on_event(_event(plain))
             for ref in ready:
                 job = pending.pop(ref)
                 outcome = self._result(ray, ref, job)
