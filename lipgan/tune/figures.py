@@ -48,6 +48,8 @@ def budget_figure(
     failed or pruned), ``curves`` to its budget curve (results.json's points),
     ``evaluated`` to the retrained best's (mean, sd) on the evaluation seeds."""
     plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
     names = list(trials)
     colours = {name: f"C{i % 10}" for i, name in enumerate(names)}
     fig, (spread, by_trials, by_seconds) = plt.subplots(1, 3, figsize=(14, 4.2))
@@ -60,10 +62,14 @@ def budget_figure(
         colour = colours[name]
         objectives = trials[name]
         finite = [(k, v) for k, v in enumerate(objectives) if _finite(v)]
-        jitter = [x - 0.18 + 0.36 * (k + 0.5) / max(len(objectives), 1) for k, _ in finite]
-        spread.scatter(jitter, [v for _, v in finite], s=14, color=colour, alpha=0.6)
+
+        def place(k: int, x: int = x, n: int = len(objectives)) -> float:
+            return x - 0.18 + 0.36 * (k + 0.5) / max(n, 1)  # trial order, left to right
+
+        spread.scatter([place(k) for k, _ in finite], [v for _, v in finite], s=14,
+                       color=colour, alpha=0.6)  # fmt: skip
         if objectives and _finite(objectives[0]):
-            spread.scatter([x - 0.18], [objectives[0]], s=60, facecolors="none",
+            spread.scatter([place(0)], [objectives[0]], s=60, facecolors="none",
                            edgecolors="black", linewidths=1.2, zorder=3)  # fmt: skip
         lost = len(objectives) - len(finite)
         if lost:
@@ -90,6 +96,7 @@ def budget_figure(
         if timed:
             by_seconds.plot(*zip(*timed, strict=True), "-o", markersize=3, color=colours[name],
                             label=name)  # fmt: skip
+    by_trials.xaxis.set_major_locator(MaxNLocator(integer=True))
     by_trials.set_xlabel("trials k")
     by_trials.set_title("expected best of k trials", fontsize=9)
     by_seconds.set_xlabel("training seconds of k trials (k x mean trial seconds)")
