@@ -44,6 +44,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
         "o": {"group_size": 0, "bias_scale": 1.0},
     },
     "sn": {"constraint": "sn"},
+    "sn-fullsort": {"constraint": "sn", "o": {"group_size": 0}},
     "sn-lr1e-3": {"constraint": "sn", "lr": 1e-3, "generator_lr": 3e-4},
     # lr 1e-2 diverges within 10 iterations in this engine (one power iteration
     # underestimates sigma after such a step, and the peer's Björck then diverges); the

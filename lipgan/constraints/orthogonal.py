@@ -35,10 +35,12 @@ from torch import Tensor, nn
 from lipgan.constraints.base import Constraint, attaches_critic
 from lipgan.constraints.registry import ADAM, register
 from lipgan.errors import ConfigError
+from lipgan.models.groupsort import GroupSort, MaxMin, activation, swap_activations
 from lipgan.tune.space import WIDTHS, Choice, tunable
 
+__all__ = ["GroupSort", "MaxMin", "Orthogonal", "activation", "bjorck", "polar", "rebuild"]
+
 ORTHONORMAL_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d)
-SWAPPED_ACTIVATIONS = (nn.ReLU, nn.LeakyReLU)
 NORM_LAYERS = (nn.LayerNorm, nn.GroupNorm, nn.BatchNorm1d, nn.BatchNorm2d, nn.InstanceNorm2d)
 MAX_ITERATIONS = 40
 """Björck's cap per projection: measured at width 512, 2 iterations after an Adam-like step
@@ -50,44 +52,6 @@ def tolerance_for(matrix: Tensor) -> float:
     n x n Gram, about 10x the rounding floor of its row sums (measured 4e-6 at n = 512 in
     float32), so it is reachable; every singular value then lies within it of 1."""
     return max(min(matrix.shape), 8) * torch.finfo(matrix.dtype).eps
-
-
-class MaxMin(nn.Module):
-    """GroupSort with groups of two over the channel dimension: (max(a, b), min(a, b))."""
-
-    def forward(self, x: Tensor) -> Tensor:
-        a, b = x.chunk(2, dim=1)
-        return torch.cat([torch.maximum(a, b), torch.minimum(a, b)], dim=1)
-
-    def certified_lipschitz(self, bound: object) -> float:
-        """A permutation of each sample's entries: exactly 1."""
-        return 1.0
-
-
-class GroupSort(nn.Module):
-    """Sorts each sample's channels (dim 1) in groups of ``group_size`` consecutive
-    channels, descending; ``group_size`` 0 sorts all channels at once (FullSort)."""
-
-    def __init__(self, group_size: int) -> None:
-        super().__init__()
-        self.group_size = group_size
-
-    def forward(self, x: Tensor) -> Tensor:
-        size = self.group_size or x.shape[1]
-        groups = x.unflatten(1, (x.shape[1] // size, size))
-        return groups.sort(dim=2, descending=True).values.flatten(1, 2)
-
-    def certified_lipschitz(self, bound: object) -> float:
-        """A permutation of each sample's entries: exactly 1."""
-        return 1.0
-
-    def extra_repr(self) -> str:
-        return f"group_size={self.group_size or 'full'}"
-
-
-def activation(group_size: int) -> nn.Module:
-    """MaxMin for groups of two (the layout lipgan always had), else GroupSort."""
-    return MaxMin() if group_size == 2 else GroupSort(group_size)
 
 
 def conv_scale(layer: nn.Module) -> float:
@@ -177,18 +141,7 @@ def rebuild(critic: nn.Module, group_size: int = 2, bias_scale: float = 1.0) -> 
             module.groups != 1 or any(d != 1 for d in module.dilation)
         ):
             raise ConfigError(f"orthogonal: {name} is a grouped or dilated conv; not supported")
-        width = getattr(module, "out_features", None) or getattr(module, "out_channels", 1)
-        if isinstance(module, ORTHONORMAL_LAYERS) and width > 1 and group_size:
-            if width % group_size:
-                raise ConfigError(
-                    f"orthogonal: layer {name} has {width} outputs, not a multiple of "
-                    f"orthogonal.group_size {group_size}; use a --hidden divisible by it "
-                    "or group_size 0 (sort all channels)"
-                )
-    for parent in critic.modules():
-        for child_name, child in parent.named_children():
-            if isinstance(child, SWAPPED_ACTIVATIONS):
-                setattr(parent, child_name, activation(group_size))
+    swap_activations(critic, group_size, "orthogonal")
     layers = orthonormal_layers(critic)
     if not layers:
         raise ConfigError("orthogonal found no Linear or Conv layer in the critic")

@@ -4,7 +4,9 @@ Every Linear and Conv layer's weight W is replaced by W / sigma(W), with sigma(W
 largest singular value estimated by power iteration. A plain stack of such layers and
 ReLUs (the MLP critic) is 1-Lipschitz, with no extra forward pass (unlike a penalty);
 convolutions, residual blocks and layer norm loosen or lose that bound
-(``lipgan.models.lipschitz.sn_bound``, docs/constraints/sn.md).
+(``lipgan.models.lipschitz.sn_bound``, docs/constraints/sn.md). ``group_size`` other than
+1 also swaps the critic's ReLUs for GroupSort (2: MaxMin, 0: FullSort), which keeps the
+bound and, unlike ReLU, preserves the gradient norm through the activations.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from torch.nn.utils import parametrizations, parametrize
 from lipgan.constraints.base import Constraint, attaches_critic
 from lipgan.constraints.registry import ADAM, register
 from lipgan.errors import ConfigError
+from lipgan.models.groupsort import swap_activations
 from lipgan.tune.space import WIDTHS, IntRange, tunable
 
 NORMALISED_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
@@ -29,10 +32,19 @@ NORMALISED_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
     group="weights",
 )
 class SpectralNormalization(Constraint):
-    def __init__(self, power_iterations: int = 1) -> None:
+    """``power_iterations``: power-iteration steps per forward pass; ``group_size``: 1
+    keeps the critic's activations, 2 swaps them for MaxMin, 0 for FullSort, n >= 2 for
+    GroupSort in groups of n."""
+
+    def __init__(self, power_iterations: int = 1, group_size: int = 1) -> None:
         if power_iterations < 1:
             raise ValueError(f"power_iterations must be >= 1, got {power_iterations}")
+        if group_size < 0:
+            raise ValueError(
+                f"group_size must be 1 (keep ReLU), 0 (all channels) or >= 2, got {group_size}"
+            )
         self.power_iterations = power_iterations
+        self.group_size = group_size
 
     requires_attach = True
 
@@ -46,6 +58,9 @@ class SpectralNormalization(Constraint):
             raise ConfigError(
                 "sn found no Linear or Conv layer in the critic; use another --constraint"
             )
+        if self.group_size != 1:
+            _check_swappable(critic)
+            swap_activations(critic, self.group_size, "sn")
         for layer in layers:
             if parametrize.is_parametrized(layer, "weight"):
                 raise ConfigError(
@@ -56,11 +71,25 @@ class SpectralNormalization(Constraint):
         return critic
 
 
-def spectral_norm(critic: nn.Module, power_iterations: int = 1) -> nn.Module:
+def _check_swappable(critic: nn.Module) -> None:
+    from lipgan.models.conv import DCGANCritic
+    from lipgan.models.mlp import MLPCritic
+    from lipgan.models.text import TextCritic
+
+    if not isinstance(critic, MLPCritic | DCGANCritic | TextCritic | nn.Sequential):
+        raise ConfigError(
+            f"sn.group_size cannot swap the activations of a {type(critic).__name__} (the "
+            "resnet critic applies F.relu inside forward); use sn.group_size 1 or "
+            "--architecture dcgan or mlp"
+        )
+
+
+def spectral_norm(critic: nn.Module, power_iterations: int = 1, group_size: int = 1) -> nn.Module:
     """Spectrally normalise every Linear/Conv weight of ``critic`` in place; returns it.
 
-    Call it before building the critic's optimiser (the parameters change); the ``sn``
-    strategy's ``attach`` runs this same code.
+    ``group_size`` other than 1 also swaps its ReLUs for GroupSort (0: FullSort). Call it
+    before building the critic's optimiser (the parameters change); the ``sn`` strategy's
+    ``attach`` runs this same code.
     """
-    SpectralNormalization(power_iterations).attach(critic)
+    SpectralNormalization(power_iterations, group_size).attach(critic)
     return critic

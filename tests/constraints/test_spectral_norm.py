@@ -111,3 +111,76 @@ def test_an_sn_run_checkpoints_and_samples(tmp_path) -> None:
 
     samples = np.load(out)
     assert samples.shape == (8, 2) and np.isfinite(samples).all()
+
+
+def square_critic_with_orthogonal_weights(seed: int) -> MLPCritic:
+    """16 -> 16 -> 16 -> 16 -> 1 with orthogonal weights: sn divides each by sigma = 1."""
+    torch.manual_seed(seed)
+    critic = MLPCritic((16,), hidden=16, layers=3, norm="none")
+    for layer in normalised_layers(critic):
+        nn.init.orthogonal_(layer.weight)
+    return critic
+
+
+def test_sn_keeps_the_critics_activations_by_default() -> None:
+    from lipgan.models.groupsort import GroupSort
+
+    critic = MLPCritic((2,), hidden=16, layers=3, norm="none")
+    kinds = [type(m) for m in critic.modules()]
+    SpectralNormalization().attach(critic)
+    assert [type(m) for m in critic.modules()].count(nn.ReLU) == kinds.count(nn.ReLU)
+    assert kinds.count(nn.ReLU) == 3
+    assert not any(isinstance(m, GroupSort) for m in critic.modules())
+
+
+@pytest.mark.parametrize("group_size", [0, 2, 4], ids=["fullsort", "maxmin", "groups-of-4"])
+def test_sn_with_groupsort_is_gradient_norm_preserving_where_relu_is_not(group_size) -> None:
+    """Closed form: square orthogonal layers under sn are themselves orthogonal (every
+    singular value 1), and GroupSort permutes, so ||grad D(x)|| = 1 at every x; the same
+    layers with the critic's ReLUs lose norm wherever a unit is negative."""
+    from lipgan.models.groupsort import GroupSort, MaxMin
+    from lipgan.models.lipschitz import sn_bound
+
+    x = torch.randn(300, 16) * 2
+    sorted_critic = square_critic_with_orthogonal_weights(4)
+    SpectralNormalization(group_size=group_size).attach(sorted_critic)
+    kind = MaxMin if group_size == 2 else GroupSort
+    assert sum(isinstance(m, kind) for m in sorted_critic.modules()) == 3
+    assert sn_bound(sorted_critic) == 1.0
+    warm_up(sorted_critic, torch.randn(8, 16), passes=3)
+    sorted_critic.eval()
+    _, grad = input_gradient(sorted_critic, x, create_graph=False)
+    assert_close(per_sample_norm(grad), torch.ones(300), atol=1e-5, rtol=0)
+
+    relu_critic = square_critic_with_orthogonal_weights(4)
+    SpectralNormalization().attach(relu_critic)
+    warm_up(relu_critic, torch.randn(8, 16), passes=3)
+    relu_critic.eval()
+    _, grad = input_gradient(relu_critic, x, create_graph=False)
+    norms = per_sample_norm(grad)
+    assert float(norms.max()) <= 1 + 1e-5 and float(norms.mean()) < 0.8
+
+
+def test_sn_group_size_errors_name_the_fix() -> None:
+    from lipgan.models.resnet import ResNetCritic
+
+    strategy = registry.build("sn", {"sn": {"group_size": 0.0}})
+    assert strategy.group_size == 0 and isinstance(strategy.group_size, int)
+    with pytest.raises(ConfigError, match="group_size must be 1 .keep ReLU., 0 .* got -1"):
+        registry.build("sn", {"sn": {"group_size": -1.0}})
+    with pytest.raises(ConfigError, match="12 outputs, not a multiple of sn.group_size 8"):
+        SpectralNormalization(group_size=8).attach(MLPCritic((2,), 12, 2, "none"))
+    with pytest.raises(ConfigError, match="cannot swap the activations of a ResNetCritic"):
+        SpectralNormalization(group_size=0).attach(ResNetCritic(3, 32, 16, "none"))
+
+
+def test_an_sn_fullsort_run_resumes_into_the_same_critic(tmp_path) -> None:
+    from lipgan.models.groupsort import GroupSort
+
+    run = tmp_path / "sn-sort"
+    train_run(run, constraint="sn", iters=4, constraint_options={"sn.group_size": 0})
+    _, critic, state = runs.load_generator(run)
+    assert critic is not None
+    sorts = [m for m in critic.modules() if isinstance(m, GroupSort)]
+    assert len(sorts) == 2 and all(m.group_size == 0 for m in sorts)
+    assert "net.0.parametrizations.weight.original" in state["critic"]
