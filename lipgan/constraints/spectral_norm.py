@@ -18,13 +18,13 @@ from lipgan.constraints.base import Constraint, attaches_critic
 from lipgan.constraints.registry import ADAM, register
 from lipgan.errors import ConfigError
 from lipgan.models.groupsort import swap_activations
-from lipgan.tune.space import WIDTHS, IntRange, tunable
+from lipgan.tune.space import WIDTHS, Choice, IntRange, tunable
 
 NORMALISED_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 """Layer types whose weight gets the parametrisation (transposed convs are generator-side)."""
 
 
-@tunable({"power_iterations": IntRange(1, 3)}, by_family=WIDTHS)
+@tunable({"power_iterations": IntRange(1, 3), "group_size": Choice((1, 0, 2))}, by_family=WIDTHS)
 @register(
     "sn",
     description="Spectral normalisation: each Linear/Conv weight divided by its top singular value",

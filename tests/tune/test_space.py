@@ -86,6 +86,8 @@ def test_penalty_weights_follow_compare_gan_and_reach_a_decade_lower_on_points()
     assert spaces.declared(gp.factory).for_family("points")["weight"] == LogUniform(0.01, 100.0)
     assert spaces.declared(registry.get("clip").factory).ranges["c"] == LogUniform(1e-3, 1.0)
     assert spaces.SHARED["lr"] == LogUniform(1e-5, 1e-2)  # critic lr up to 1e-2 for sn & co.
+    sn_ranges = spaces.declared(registry.get("sn").factory).ranges
+    assert sn_ranges["group_size"] == Choice((1, 0, 2))  # 1, the default: its ReLUs
 
 
 def test_draw_k_gives_every_strategy_the_same_shared_values():
