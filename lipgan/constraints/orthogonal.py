@@ -35,7 +35,7 @@ from torch import Tensor, nn
 from lipgan.constraints.base import Constraint, attaches_critic
 from lipgan.constraints.registry import ADAM, register
 from lipgan.errors import ConfigError
-from lipgan.models.groupsort import GroupSort, MaxMin, activation, swap_activations
+from lipgan.models.groupsort import GroupSort, MaxMin, activation, swap_activations, swappable
 from lipgan.tune.space import WIDTHS, Choice, tunable
 
 __all__ = ["GroupSort", "MaxMin", "Orthogonal", "activation", "bjorck", "polar", "rebuild"]
@@ -121,11 +121,7 @@ def orthonormal_layers(critic: nn.Module) -> list[nn.Module]:
 def rebuild(critic: nn.Module, group_size: int = 2, bias_scale: float = 1.0) -> None:
     """Swap activations for GroupSort (MaxMin for groups of two), orthonormalise every
     layer and multiply its bias by ``bias_scale``, in place."""
-    from lipgan.models.conv import DCGANCritic
-    from lipgan.models.mlp import MLPCritic
-    from lipgan.models.text import TextCritic
-
-    if not isinstance(critic, MLPCritic | DCGANCritic | TextCritic | nn.Sequential):
+    if not swappable(critic):
         raise ConfigError(
             f"orthogonal cannot rebuild a {type(critic).__name__} (it rebuilds the mlp, "
             "dcgan and text critics; the resnet critic applies F.relu inside forward, "

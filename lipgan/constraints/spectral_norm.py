@@ -17,7 +17,7 @@ from torch.nn.utils import parametrizations, parametrize
 from lipgan.constraints.base import Constraint, attaches_critic
 from lipgan.constraints.registry import ADAM, register
 from lipgan.errors import ConfigError
-from lipgan.models.groupsort import swap_activations
+from lipgan.models.groupsort import swap_activations, swappable
 from lipgan.tune.space import WIDTHS, Choice, IntRange, tunable
 
 NORMALISED_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
@@ -59,7 +59,12 @@ class SpectralNormalization(Constraint):
                 "sn found no Linear or Conv layer in the critic; use another --constraint"
             )
         if self.group_size != 1:
-            _check_swappable(critic)
+            if not swappable(critic):
+                raise ConfigError(
+                    f"sn.group_size cannot swap the activations of a {type(critic).__name__} "
+                    "(the resnet critic applies F.relu inside forward); use sn.group_size 1 "
+                    "or --architecture dcgan or mlp"
+                )
             swap_activations(critic, self.group_size, "sn")
         for layer in layers:
             if parametrize.is_parametrized(layer, "weight"):
@@ -69,19 +74,6 @@ class SpectralNormalization(Constraint):
                 )
             parametrizations.spectral_norm(layer, n_power_iterations=self.power_iterations)
         return critic
-
-
-def _check_swappable(critic: nn.Module) -> None:
-    from lipgan.models.conv import DCGANCritic
-    from lipgan.models.mlp import MLPCritic
-    from lipgan.models.text import TextCritic
-
-    if not isinstance(critic, MLPCritic | DCGANCritic | TextCritic | nn.Sequential):
-        raise ConfigError(
-            f"sn.group_size cannot swap the activations of a {type(critic).__name__} (the "
-            "resnet critic applies F.relu inside forward); use sn.group_size 1 or "
-            "--architecture dcgan or mlp"
-        )
 
 
 def spectral_norm(critic: nn.Module, power_iterations: int = 1, group_size: int = 1) -> nn.Module:

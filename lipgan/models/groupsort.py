@@ -17,15 +17,10 @@ SWAPPED_ACTIVATIONS = (nn.ReLU, nn.LeakyReLU)
 CHANNEL_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
 
-class MaxMin(nn.Module):
-    """GroupSort with groups of two over the channel dimension: (max(a, b), min(a, b))."""
-
-    def forward(self, x: Tensor) -> Tensor:
-        a, b = x.chunk(2, dim=1)
-        return torch.cat([torch.maximum(a, b), torch.minimum(a, b)], dim=1)
+class _Permutation(nn.Module):
+    """An activation that permutes each sample's entries: Lipschitz constant exactly 1."""
 
     def certified_lipschitz(self, bound: object) -> float:
-        """A permutation of each sample's entries: exactly 1."""
         return 1.0
 
     def lipschitz_bound(self, conv_factor: bool = True) -> float:
@@ -33,7 +28,15 @@ class MaxMin(nn.Module):
         return 1.0
 
 
-class GroupSort(nn.Module):
+class MaxMin(_Permutation):
+    """GroupSort with groups of two over the channel dimension: (max(a, b), min(a, b))."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        a, b = x.chunk(2, dim=1)
+        return torch.cat([torch.maximum(a, b), torch.minimum(a, b)], dim=1)
+
+
+class GroupSort(_Permutation):
     """Sorts each sample's channels (dim 1) in groups of ``group_size`` consecutive
     channels, descending; ``group_size`` 0 sorts all channels at once (FullSort)."""
 
@@ -46,13 +49,6 @@ class GroupSort(nn.Module):
         groups = x.unflatten(1, (x.shape[1] // size, size))
         return groups.sort(dim=2, descending=True).values.flatten(1, 2)
 
-    def certified_lipschitz(self, bound: object) -> float:
-        """A permutation of each sample's entries: exactly 1."""
-        return 1.0
-
-    def lipschitz_bound(self, conv_factor: bool = True) -> float:
-        return 1.0
-
     def extra_repr(self) -> str:
         return f"group_size={self.group_size or 'full'}"
 
@@ -60,6 +56,16 @@ class GroupSort(nn.Module):
 def activation(group_size: int) -> nn.Module:
     """MaxMin for groups of two (the layout lipgan always had), else GroupSort."""
     return MaxMin() if group_size == 2 else GroupSort(group_size)
+
+
+def swappable(critic: nn.Module) -> bool:
+    """Whether ``critic``'s activations are modules ``swap_activations`` can replace (the
+    resnet critic applies F.relu inside forward)."""
+    from lipgan.models.conv import DCGANCritic
+    from lipgan.models.mlp import MLPCritic
+    from lipgan.models.text import TextCritic
+
+    return isinstance(critic, MLPCritic | DCGANCritic | TextCritic | nn.Sequential)
 
 
 def swap_activations(critic: nn.Module, group_size: int, owner: str) -> None:
