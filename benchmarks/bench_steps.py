@@ -47,8 +47,10 @@ def worker(model: str, constraint: str, variant: str, iters: int, warmup: int, t
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     spec, batch = DATA[model]
+    constraint, options = parse_strategy(constraint)
     config = TrainConfig(
         constraint=constraint,
+        constraint_options=options,
         data=spec,
         batch_size=batch,
         n_critic=5,  # one step cost for every strategy (the points recipe uses 3)
@@ -81,13 +83,25 @@ def worker(model: str, constraint: str, variant: str, iters: int, warmup: int, t
     return time_iterations(step, iters, warmup)
 
 
+def parse_strategy(text: str) -> tuple[str, dict[str, float]]:
+    """``orthogonal@group_size=2`` -> ("orthogonal", {"orthogonal.group_size": 2.0})."""
+    name, _, rest = text.partition("@")
+    options = {}
+    for item in filter(None, rest.split(",")):
+        key, _, value = item.partition("=")
+        options[f"{name}.{key}"] = float(value)
+    return name, options
+
+
 def configs(
     model_names: list[str], variants: set[str], strategies: set[str] | None = None
 ) -> list[tuple[str, str, str]]:
     from lipgan import constraints
 
     eager = [n for n in constraints.names() if strategies is None or n in strategies]
-    eager = sorted(set(eager) | {"none", "gp"})
+    # "name@key=value,..." entries time a strategy with options (e.g. another activation)
+    with_options = {s for s in strategies or () if "@" in s}
+    eager = sorted(set(eager) | {"none", "gp"} | with_options)
     out = []
     for model in model_names:
         out += [(model, name, "eager") for name in eager
@@ -103,6 +117,11 @@ def configs(
     return out
 
 
+def split_strategies(text: str) -> list[str]:
+    """Split on ';', or on ',' where no entry carries options."""
+    return text.split(";") if ";" in text or "@" in text else text.split(",")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
@@ -116,7 +135,9 @@ def main() -> None:
         help="which to run (none and gp eager always run, as the baselines)",
     )
     parser.add_argument(
-        "--strategies", help="comma-separated strategies to run eager (default: every one)"
+        "--strategies",
+        help="strategies to run eager, separated by ';' or ',' (default: every one); "
+        "NAME@KEY=VALUE[,KEY=VALUE] times NAME with options",
     )
     parser.add_argument("--json", help="also write the raw results here")
     parser.add_argument("--worker", nargs=3, metavar=("MODEL", "CONSTRAINT", "VARIANT"))
@@ -132,7 +153,7 @@ def main() -> None:
     header = machine_line(args.threads)
     extra = ["--iters", str(args.iters), "--warmup", str(args.warmup),
              "--threads", str(args.threads)]  # fmt: skip
-    chosen = set(args.strategies.split(",")) if args.strategies else None
+    chosen = set(split_strategies(args.strategies)) if args.strategies else None
     todo = configs(args.models.split(","), set(args.variants.split(",")), chosen)
     results = interleaved_rounds(__file__, todo, args.rounds, extra)
     print(f"{header}; {args.rounds} rounds x {args.iters} timed iterations "

@@ -27,6 +27,7 @@ from lipgan.config import (
     replace,
     validate,
 )
+from lipgan.constraints import registry
 from lipgan.errors import CheckpointError, ConfigError, LipganError
 from lipgan.runio import (
     RunFolder,
@@ -129,6 +130,17 @@ def _resolve(config: TrainConfig, data: datasets.DataSource) -> TrainConfig:
 RESUMABLE = {"iters", "log_every", "sample_every", "checkpoint_every", "keep", "device", "threads"}
 
 
+def with_registered_defaults(config: TrainConfig) -> TrainConfig:
+    """A saved config with every strategy parameter it lacks at the registered default.
+
+    A run folder names every parameter of the release that wrote it; one added since
+    ran at the registered default, the behaviour the parameter was added to keep, and a
+    data family's default (sn's FullSort on points) must not replace it on resume."""
+    params = registry.resolve_params(config.constraint, "", options=config.constraint_options)
+    options = {f"{name}.{k}": value for name, part in params.items() for k, value in part.items()}
+    return replace(config, constraint_options=options)
+
+
 def prepare_resume(run_dir: Path, overrides: dict[str, Any]) -> PreparedRun:
     """Reload a run's saved config; only the budget and logging may change.
 
@@ -187,7 +199,7 @@ def prepare_resume(run_dir: Path, overrides: dict[str, Any]) -> PreparedRun:
     data = datasets.load_for(config)
     # the folder is where it is now: config.toml's out may name it from another working
     # directory, or before the folder was moved
-    resolved = replace(_resolve(config, data), out=str(run_dir))
+    resolved = replace(_resolve(with_registered_defaults(config), data), out=str(run_dir))
     if changed:
         check_writable(run_dir)
         atomic_write_text(run.config, dump_toml(resolved))

@@ -8,6 +8,7 @@ them; ``sn`` does where its ``group_size`` asks.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -47,10 +48,28 @@ class GroupSort(_Permutation):
     def forward(self, x: Tensor) -> Tensor:
         size = self.group_size or x.shape[1]
         groups = x.unflatten(1, (x.shape[1] // size, size))
-        return groups.sort(dim=2, descending=True).values.flatten(1, 2)
+        return groups.gather(2, descending_order(groups)).flatten(1, 2)
 
     def extra_repr(self) -> str:
         return f"group_size={self.group_size or 'full'}"
+
+
+def descending_order(groups: Tensor) -> Tensor:
+    """The indices that sort ``groups`` along dim 2, descending, computed without a graph:
+    the values are then a gather, which autograd differentiates to any order.
+
+    On the CPU, torch's sort is a stable sort: 6.2 ms for 256 rows of 512 on one thread,
+    where NumPy's (unstable) introsort takes 2.2 ms (docs/performance.md). Stability only
+    orders ties, whose values are equal, so the CPU path uses NumPy; CUDA, low-precision
+    dtypes and torch.compile keep torch's sort."""
+    if (
+        groups.device.type == "cpu"
+        and groups.dtype in (torch.float32, torch.float64)
+        and not torch.compiler.is_compiling()
+    ):
+        keys = np.negative(groups.detach().numpy())
+        return torch.from_numpy(np.argsort(keys, axis=2))
+    return groups.detach().argsort(dim=2, descending=True)
 
 
 def activation(group_size: int) -> nn.Module:

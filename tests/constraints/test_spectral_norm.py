@@ -123,6 +123,7 @@ def square_critic_with_orthogonal_weights(seed: int) -> MLPCritic:
 
 
 def test_sn_keeps_the_critics_activations_by_default() -> None:
+    """The class (and lipgan.spectral_norm) default: only 2-D points change it."""
     from lipgan.models.groupsort import GroupSort
 
     critic = MLPCritic((2,), hidden=16, layers=3, norm="none")
@@ -184,3 +185,41 @@ def test_an_sn_fullsort_run_resumes_into_the_same_critic(tmp_path) -> None:
     sorts = [m for m in critic.modules() if isinstance(m, GroupSort)]
     assert len(sorts) == 2 and all(m.group_size == 0 for m in sorts)
     assert "net.0.parametrizations.weight.original" in state["critic"]
+
+
+def test_sn_defaults_to_fullsort_on_points_and_keeps_relu_elsewhere(tmp_path) -> None:
+    from lipgan import engine
+    from lipgan.config import TrainConfig
+    from lipgan.models.groupsort import GroupSort
+
+    config = TrainConfig(constraint="sn")
+    assert engine.resolve(config, "points").constraint_options["sn.group_size"] == 0
+    for family in ("images", "text"):
+        assert engine.resolve(config, family).constraint_options["sn.group_size"] == 1
+    run = tmp_path / "sn-points"
+    train_run(run, constraint="sn", iters=2)
+    _, critic, _ = runs.load_generator(run)
+    assert not any(isinstance(m, nn.ReLU) for m in critic.modules())
+    assert [m.group_size for m in critic.modules() if isinstance(m, GroupSort)] == [0, 0]
+
+
+def test_a_run_saved_before_sn_group_size_existed_resumes_with_its_relus(tmp_path) -> None:
+    """Such a run trained ReLUs; resuming it on points must not swap in FullSort."""
+    from runkit import resume_run
+
+    run = tmp_path / "old-sn"
+    train_run(run, constraint="sn", iters=2, constraint_options={"sn.group_size": 1})
+    # what the release before the parameter wrote: no sn.group_size anywhere
+    config = run / "config.toml"
+    config.write_text("".join(
+        line for line in config.read_text().splitlines(keepends=True) if "sn.group_size" not in line
+    ))  # fmt: skip
+    for checkpoint in (run / "checkpoints").glob("*.pt"):
+        state = torch.load(checkpoint, weights_only=False)
+        del state["config"]["constraint_options"]["sn.group_size"]
+        torch.save(state, checkpoint)
+    summary = resume_run(run, iters=4)
+    assert summary["step"] == 4
+    _, critic, state = runs.load_generator(run)
+    assert state["config"]["constraint_options"]["sn.group_size"] == 1
+    assert sum(isinstance(m, nn.ReLU) for m in critic.modules()) == 2
