@@ -9,6 +9,8 @@ configuration, so every lever is measured over seeds:
 
     python benchmarks/critic_levers.py --seeds 0,1,2 --out runs/issue27/levers.jsonl
 
+Two processes with disjoint ``--only`` lists may share one ``--out`` file (whole lines).
+
 Results are appended one JSON line per (configuration, seed); a rerun skips what the
 file already holds. ``--only NAME,...`` runs a subset; ``--report`` prints the table.
 """
@@ -34,39 +36,26 @@ from lipgan import diagnostics, distributed, engine, runs  # noqa: E402
 from lipgan.compare.critic_only import FixedGenerator, fit_critic, fixed_sets  # noqa: E402
 
 ORTHO = "orthogonal"
-# name -> the options of the run (TrainConfig fields; "o" holds strategy options). Every
-# orthogonal entry names both levers: the points defaults are no longer the shipped ones.
+DEFAULT = {"group_size": 0, "bias_scale": 1.0}  # orthogonal's points default
+# name -> the options of the run (TrainConfig fields; "o" holds strategy options). Each
+# entry changes one lever of a points default (orthogonal's and sn's: FullSort, PyTorch's
+# biases, critic lr 3e-4, width 512, Björck to tolerance) and names every lever it sets.
 CONFIGS: dict[str, dict[str, Any]] = {
     "gp": {"constraint": "gp"},
-    "orthogonal shipped (MaxMin bias 1 lr 3e-4)": {
-        "constraint": ORTHO, "o": {"group_size": 2, "bias_scale": 1.0},
-    },
-    "orthogonal bias 0": {"constraint": ORTHO, "o": {"group_size": 2, "bias_scale": 0.0}},
-    "orthogonal FullSort": {"constraint": ORTHO, "o": {"group_size": 0, "bias_scale": 1.0}},
-    "orthogonal FullSort bias 0": {"constraint": ORTHO, "o": {"group_size": 0, "bias_scale": 0.0}},
-    "orthogonal groups 4 bias 0": {"constraint": ORTHO, "o": {"group_size": 4, "bias_scale": 0.0}},
-    "orthogonal groups 8 bias 0": {"constraint": ORTHO, "o": {"group_size": 8, "bias_scale": 0.0}},
-    "orthogonal FullSort bias 0 lr 1e-3": {
-        "constraint": ORTHO, "o": {"group_size": 0, "bias_scale": 0.0}, "lr": 1e-3,
-    },
-    "orthogonal FullSort bias 0 lr 1e-2": {
-        "constraint": ORTHO, "o": {"group_size": 0, "bias_scale": 0.0}, "lr": 1e-2,
-    },
-    "orthogonal MaxMin bias 0 lr 1e-3": {
-        "constraint": ORTHO, "o": {"group_size": 2, "bias_scale": 0.0}, "lr": 1e-3,
-    },
-    "orthogonal FullSort bias 0 width 256": {
-        "constraint": ORTHO, "o": {"group_size": 0, "bias_scale": 0.0}, "hidden": 256,
-    },
-    "orthogonal FullSort bias 0 width 128": {
-        "constraint": ORTHO, "o": {"group_size": 0, "bias_scale": 0.0}, "hidden": 128,
-    },
-    "orthogonal FullSort bias 0 Björck 1": {
-        "constraint": ORTHO, "o": {"group_size": 0, "bias_scale": 0.0, "bjorck_iterations": 1},
-    },
-    "sn shipped lr 3e-4": {"constraint": "sn"},
-    "sn lr 1e-3": {"constraint": "sn", "lr": 1e-3},
-    "sn lr 1e-2": {"constraint": "sn", "lr": 1e-2},
+    "orthogonal default (FullSort)": {"constraint": ORTHO, "o": DEFAULT},
+    "orthogonal bias 0": {"constraint": ORTHO, "o": {**DEFAULT, "bias_scale": 0.0}},
+    "orthogonal MaxMin (old default)": {"constraint": ORTHO, "o": {**DEFAULT, "group_size": 2}},
+    "orthogonal groups of 4": {"constraint": ORTHO, "o": {**DEFAULT, "group_size": 4}},
+    "orthogonal groups of 16": {"constraint": ORTHO, "o": {**DEFAULT, "group_size": 16}},
+    "orthogonal width 128": {"constraint": ORTHO, "o": DEFAULT, "hidden": 128},
+    "orthogonal width 256": {"constraint": ORTHO, "o": DEFAULT, "hidden": 256},
+    "orthogonal lr 1e-3": {"constraint": ORTHO, "o": DEFAULT, "lr": 1e-3},
+    "orthogonal lr 1e-2": {"constraint": ORTHO, "o": DEFAULT, "lr": 1e-2},
+    "orthogonal Björck cap 1": {"constraint": ORTHO, "o": {**DEFAULT, "bjorck_iterations": 1}},
+    "sn default (FullSort)": {"constraint": "sn", "o": {"group_size": 0}},
+    "sn ReLU (old default)": {"constraint": "sn", "o": {"group_size": 1}},
+    "sn FullSort lr 1e-3": {"constraint": "sn", "o": {"group_size": 0}, "lr": 1e-3},
+    "sn FullSort lr 1e-2": {"constraint": "sn", "o": {"group_size": 0}, "lr": 1e-2},
     "torchlip lr 1e-2": {"constraint": "torchlip", "lr": 1e-2},
     "torchlip lr 1e-3": {"constraint": "torchlip", "lr": 1e-3},
 }  # fmt: skip

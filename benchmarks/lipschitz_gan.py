@@ -43,9 +43,15 @@ CONFIGS: dict[str, dict[str, Any]] = {
         "constraint": "orthogonal",
         "o": {"group_size": 0, "bias_scale": 1.0},
     },
-    "sn": {"constraint": "sn"},
+    # sn's points default is FullSort since issue 27; sn-relu is the old default
+    "sn-relu": {"constraint": "sn", "o": {"group_size": 1}},
     "sn-fullsort": {"constraint": "sn", "o": {"group_size": 0}},
-    "sn-lr1e-3": {"constraint": "sn", "lr": 1e-3, "generator_lr": 3e-4},
+    "sn-relu-lr1e-3": {
+        "constraint": "sn",
+        "o": {"group_size": 1},
+        "lr": 1e-3,
+        "generator_lr": 3e-4,
+    },
     # lr 1e-2 diverges within 10 iterations in this engine (one power iteration
     # underestimates sigma after such a step, and the peer's Björck then diverges); the
     # engine's rollback halves the learning rate and goes on (the summary counts them).
